@@ -1,0 +1,361 @@
+"""Configuration: ``conf/base.yaml`` <- ``conf/<profile>.yaml`` <- ``--conf FILE`` <- ``--set``.
+
+The merged tree is validated once into frozen, typed dataclasses. Each stage receives its own
+section (``cfg.process``, ``cfg.ingest``...), never the whole tree. ``base.yaml`` is the single
+place where defaults live: the dataclasses declare types, not values, and a key missing from the
+merged tree is an error just like an unknown one.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import hashlib
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from ptdm_spark.errors import ConfigError
+
+PROFILES = ("local", "cluster")
+
+
+@dataclass(frozen=True)
+class LakehouseConfig:
+    root: str
+    catalog_dir: str
+
+    def __post_init__(self) -> None:
+        if not self.root.strip():
+            raise ConfigError("lakehouse.root: must not be empty")
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.root or self.root.startswith("file:")
+
+    def table_path(self, dataset: str, table: str) -> str:
+        return f"{self.root_uri.rstrip('/')}/{dataset}/{table}"
+
+    @property
+    def root_uri(self) -> str:
+        """The root as a URI Spark and Delta accept (absolute ``file:`` for local paths)."""
+        if self.is_local:
+            return Path(self.root.removeprefix("file:")).expanduser().resolve().as_uri()
+        return self.root
+
+    @property
+    def catalog_path(self) -> Path:
+        """Local folder of the persistent catalog (embedded Derby metastore + warehouse)."""
+        if self.catalog_dir:
+            return Path(self.catalog_dir).expanduser().resolve()
+        if not self.is_local:
+            raise ConfigError("lakehouse.catalog_dir: must be set (a local folder) when lakehouse.root is remote")
+        return Path(self.root.removeprefix("file:")).expanduser().resolve() / "_catalog"
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    master: str
+    app_name: str
+    driver_memory: str
+    shuffle_partitions: int
+    log_level: str
+    progress: bool
+    conf: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        levels = ("ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF")
+        if self.log_level.upper() not in levels:
+            raise ConfigError(f"spark.log_level: {self.log_level!r} is not one of {', '.join(levels)}")
+        if self.shuffle_partitions < 1:
+            raise ConfigError("spark.shuffle_partitions: must be at least 1")
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    extensions: tuple[str, ...]
+    archive_extensions: tuple[str, ...]
+    max_bytes: int
+    labels: str
+    label_names: tuple[str, ...]
+    open_cost_bytes: int
+    max_partition_bytes: int
+
+    def __post_init__(self) -> None:
+        if self.max_bytes < 1:
+            raise ConfigError("ingest.max_bytes: must be positive")
+
+
+@dataclass(frozen=True)
+class NormalizeConfig:
+    format: str
+    quality: int
+    size_policy: str
+    size: int
+    background: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if self.format not in ("png", "jpeg", "webp"):
+            raise ConfigError(f"process.normalize.format: {self.format!r} is not one of png, jpeg, webp")
+        if not 1 <= self.quality <= 100:
+            raise ConfigError("process.normalize.quality: must be between 1 and 100")
+        if self.size_policy not in ("keep", "fit", "crop", "pad"):
+            raise ConfigError(
+                f"process.normalize.size_policy: {self.size_policy!r} is not one of keep, fit, crop, pad"
+            )
+        if self.size < 1:
+            raise ConfigError("process.normalize.size: must be positive")
+        if len(self.background) != 3 or not all(0 <= c <= 255 for c in self.background):
+            raise ConfigError("process.normalize.background: must be three integers 0..255 (R, G, B)")
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    blur_min: float
+    dark_max: float
+    bright_min: float
+    contrast_min: float
+    entropy_min: float
+    aspect_max: float
+    near_constant_max: float
+    grayscale_tolerance: float
+
+
+@dataclass(frozen=True)
+class ProcessConfig:
+    max_pixels: int
+    max_side: int
+    min_side: int
+    batch_bytes: int
+    max_records_per_batch: int
+    normalize: NormalizeConfig
+    quality: QualityConfig
+
+    def __post_init__(self) -> None:
+        if self.max_pixels < 1 or self.max_side < 1 or self.min_side < 1:
+            raise ConfigError("process.max_pixels, max_side and min_side must be positive")
+
+
+@dataclass(frozen=True)
+class DedupeConfig:
+    methods: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        bad = [m for m in self.methods if m not in ("pixel",)]
+        if bad:
+            raise ConfigError(f"dedupe.methods: unknown method {bad[0]!r} (available: pixel)")
+
+
+QUALITY_FLAGS = (
+    "blurry",
+    "dark",
+    "bright",
+    "low_contrast",
+    "low_information",
+    "extreme_aspect",
+    "near_constant",
+    "grayscale",
+)
+
+
+@dataclass(frozen=True)
+class CurateConfig:
+    exclude_flags: tuple[str, ...]
+    splits: Mapping[str, float]
+    seed: str
+
+    def __post_init__(self) -> None:
+        bad = [f for f in self.exclude_flags if f not in QUALITY_FLAGS]
+        if bad:
+            raise ConfigError(f"curate.exclude_flags: unknown flag {bad[0]!r} (known: {', '.join(QUALITY_FLAGS)})")
+        if not self.splits or any(v < 0 for v in self.splits.values()):
+            raise ConfigError("curate.splits: needs at least one split with a non-negative ratio")
+        if abs(sum(self.splits.values()) - 1.0) > 1e-6:
+            raise ConfigError(f"curate.splits: ratios must add up to 1 (they add up to {sum(self.splits.values()):g})")
+
+
+@dataclass(frozen=True)
+class Config:
+    lakehouse: LakehouseConfig
+    spark: SparkConfig
+    ingest: IngestConfig
+    process: ProcessConfig
+    dedupe: DedupeConfig
+    curate: CurateConfig
+    profile: str = "local"
+    raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 (first 16 hex digits) of the effective config, stamped on every run."""
+        blob = json.dumps(_plain(self.raw), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self.raw)
+
+
+def conf_dir() -> Path:
+    """Where ``base.yaml`` and the profiles live: ``$PTDM_CONF_DIR``, else the repo's ``conf/``."""
+    env = os.environ.get("PTDM_CONF_DIR")
+    candidates = [Path(env)] if env else []
+    candidates += [Path(__file__).resolve().parent.parent / "conf", Path.cwd() / "conf"]
+    for c in candidates:
+        if (c / "base.yaml").is_file():
+            return c
+    raise ConfigError("conf/base.yaml not found: run from the project folder or set PTDM_CONF_DIR")
+
+
+def _read_yaml(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{what}: no such file: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(f"{what}: {path} is not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what}: {path} must hold a mapping of sections")
+    return data
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            if _is_free_mapping(prefix + k):  # free keys: merged one level (set a ratio to 0 to drop a split)
+                out[k] = {**out[k], **v}
+            else:
+                out[k] = _merge(dict(out[k]), v, prefix + k + ".")
+        else:
+            out[k] = v
+    return out
+
+
+# Mapping-typed keys whose own keys are free (not validated against a dataclass).
+_FREE_MAPPINGS = {"spark.conf", "curate.splits"}
+
+
+def _is_free_mapping(key: str) -> bool:
+    return key in _FREE_MAPPINGS
+
+
+def parse_set(item: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` -> (["a", "b", "c"], parsed value). Values are YAML scalars or lists."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item}: expected key=value, for example --set lakehouse.root=/data/lh")
+    key, _, text = item.partition("=")
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set {item}: the key is empty")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    parts = key.split(".")
+    for free in _FREE_MAPPINGS:  # spark.conf.spark.executor.memory -> [spark, conf, spark.executor.memory]
+        head = free.split(".")
+        if parts[: len(head)] == head and len(parts) > len(head):
+            parts = head + [".".join(parts[len(head):])]
+    return parts, value
+
+
+def _apply_set(tree: dict[str, Any], parts: list[str], value: Any) -> dict[str, Any]:
+    over: Any = value
+    for p in reversed(parts):
+        over = {p: over}
+    return _merge(tree, over)
+
+
+def load_config(
+    profile: str = "local",
+    conf_files: typing.Sequence[str | os.PathLike[str]] = (),
+    overrides: typing.Sequence[str] = (),
+) -> Config:
+    """Load, merge and validate the configuration.
+
+    Raises:
+        ConfigError: a file is missing or not YAML, a key is unknown or missing, a value has the
+            wrong type or is out of range. The message names the key.
+    """
+    if profile not in PROFILES:
+        raise ConfigError(f"--profile {profile}: unknown profile (available: {', '.join(PROFILES)})")
+    d = conf_dir()
+    tree = _read_yaml(d / "base.yaml", "base config")
+    tree = _merge(tree, _read_yaml(d / f"{profile}.yaml", f"profile {profile}"))
+    for f in conf_files:
+        tree = _merge(tree, _read_yaml(Path(f), "--conf"))
+    for item in overrides:
+        parts, value = parse_set(item)
+        tree = _apply_set(tree, parts, value)
+    built = _build(Config, tree, "", skip={"profile", "raw"})
+    return dataclasses.replace(built, profile=profile, raw=types.MappingProxyType(tree))
+
+
+def _build(cls: type, data: Any, prefix: str, skip: set[str] = frozenset()) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls) if f.name not in skip]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown config key (known here: {', '.join(fields)})")
+    kwargs = {}
+    for name in fields:
+        key = prefix + name
+        if name not in data:
+            raise ConfigError(f"{key}: missing config key")
+        kwargs[name] = _coerce(hints[name], data[name], key)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key + ".")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if isinstance(value, (dict, list)) or value is None:
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    if origin is tuple:
+        (item_tp, _) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(_coerce(item_tp, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (collections.abc.Mapping, dict):
+        _, val_tp = typing.get_args(tp)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return types.MappingProxyType(
+            {str(k): (str(v) if val_tp is str else _coerce(val_tp, v, f"{key}.{k}")) for k, v in value.items()}
+        )
+    raise TypeError(f"unsupported config type {tp!r} for {key}")  # a bug in this module, not misuse
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj

@@ -1,0 +1,78 @@
+"""``process_image``: the whole per-image work, bytes in, a flat record out; never raises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ptdm_spark.config import ProcessConfig
+from ptdm_spark.imaging import normalize, quality, reasons
+from ptdm_spark.imaging.cv import cv2
+from ptdm_spark.imaging.decode import Limits, Rejected, decode
+
+# Keys of the record (the PROCESSED schema minus image_id).
+FIELDS = (
+    "reason", "detail", "format", "width", "height", "channels", "bit_depth", "orientation",
+    "out_width", "out_height", "pixel_sha256", "phash", "dhash", "blur", "brightness", "contrast",
+    "entropy", "aspect_ratio", "channel_spread", "image", "encoding",
+)
+
+
+@dataclass(frozen=True)
+class Params:
+    """What ``process_image`` needs from the ``process`` config section, flattened and picklable."""
+
+    limits: Limits
+    out_format: str
+    quality: int
+    size_policy: str
+    size: int
+    background: tuple[int, int, int]
+
+    @classmethod
+    def from_config(cls, cfg: ProcessConfig) -> "Params":
+        n = cfg.normalize
+        return cls(Limits(cfg.max_pixels, cfg.max_side, cfg.min_side), n.format, n.quality,
+                   n.size_policy, n.size, tuple(n.background))
+
+
+def _empty() -> dict[str, Any]:
+    return dict.fromkeys(FIELDS)
+
+
+def process_image(data: bytes | None, params: Params) -> dict[str, Any]:
+    """Decode, validate, score, hash, normalize and encode one image.
+
+    Returns a dict with the keys of :data:`FIELDS`. On failure ``reason`` holds a reason code and
+    ``detail`` a readable explanation, and the pixel fields are None. Never raises for bad data.
+    """
+    out = _empty()
+    try:
+        dec = decode(bytes(data or b""), params.limits)
+    except Rejected as rej:
+        out.update(reason=rej.reason, detail=rej.detail, format=rej.format)
+        return out
+    try:
+        rgb = normalize.to_rgb8(dec.pixels, params.background)
+        _, grey = quality.working_grey(rgb)
+        out.update(quality.scores(rgb))
+        out.update(phash=quality.phash(grey), dhash=quality.dhash(grey))
+        final = normalize.apply_size_policy(rgb, params.size_policy, params.size, params.background)
+        encoded = normalize.encode(final, params.out_format, params.quality)
+    except (cv2.error, ValueError, RuntimeError) as exc:  # pixels OpenCV decoded but cannot process
+        out = _empty()
+        out.update(reason=reasons.CORRUPT, detail=f"{dec.format}: {type(exc).__name__}: {exc}"[:300], format=dec.format)
+        return out
+    except MemoryError:
+        out = _empty()
+        out.update(reason=reasons.TOO_LARGE, detail=f"{dec.width}x{dec.height}: out of memory while processing",
+                   format=dec.format)
+        return out
+    out.update(
+        format=dec.format, width=dec.width, height=dec.height, channels=dec.channels,
+        bit_depth=dec.bit_depth, orientation=dec.orientation,
+        out_width=int(final.shape[1]), out_height=int(final.shape[0]),
+        pixel_sha256=normalize.pixel_sha256(final),
+        image=encoded, encoding=params.out_format,
+    )
+    return out

@@ -1,0 +1,1 @@
+"""Storage: source readers and the one Delta writer."""

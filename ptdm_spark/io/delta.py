@@ -1,0 +1,109 @@
+"""The one Delta writer, and the catalog registration that goes with it.
+
+Every table write of ptdm goes through :func:`merge_into`: insert-only MERGE on the table's key
+makes reruns idempotent (the same input adds no rows), and every commit carries the run's
+``userMetadata`` (run id, job, config hash) so ``DESCRIBE HISTORY`` says which run made it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
+
+from ptdm_spark.errors import UsageError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+DATASET_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def check_dataset_name(name: str) -> str:
+    """Dataset names become catalog databases: lower-case letters, digits and underscores."""
+    if not DATASET_RE.match(name or ""):
+        raise UsageError(
+            f"--dataset {name!r}: use lower-case letters, digits and underscores, starting with a letter"
+        )
+    return name
+
+
+def is_delta_table(spark: "SparkSession", path: str) -> bool:
+    from delta.tables import DeltaTable
+
+    return DeltaTable.isDeltaTable(spark, path)
+
+
+def table_version(spark: "SparkSession", path: str) -> int | None:
+    """The current version of the table at ``path``, or None when there is no table yet."""
+    from delta.tables import DeltaTable
+
+    if not is_delta_table(spark, path):
+        return None
+    return DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
+
+
+@contextlib.contextmanager
+def commit_metadata(spark: "SparkSession", meta: Mapping[str, str]) -> Iterator[None]:
+    """Stamp every Delta commit made inside the block with ``meta`` (as JSON userMetadata)."""
+    previous = spark.conf.get(_USER_METADATA, None)
+    spark.conf.set(_USER_METADATA, json.dumps(dict(meta), sort_keys=True))
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(_USER_METADATA)
+        else:
+            spark.conf.set(_USER_METADATA, previous)
+
+
+def merge_into(
+    spark: "SparkSession",
+    df: "DataFrame",
+    path: str,
+    keys: Sequence[str],
+    *,
+    update_when_changed: Sequence[str] = (),
+    delete_missing: bool = False,
+    partition_by: Sequence[str] = (),
+) -> None:
+    """Write ``df`` into the Delta table at ``path``, keyed by ``keys``.
+
+    Rows whose key is not in the table are inserted; rows already there are left alone (so a
+    rerun adds nothing), unless ``update_when_changed`` names columns whose change rewrites the
+    row. With ``delete_missing`` the table becomes exactly ``df`` (rows absent from ``df`` are
+    deleted): for derived tables such as ``duplicates`` and ``curated``.
+
+    The first write creates the table; the schema is ``df``'s.
+    """
+    from delta.tables import DeltaTable
+
+    if not is_delta_table(spark, path):
+        writer = df.write.format("delta").mode("append")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.save(path)
+        return
+    cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    merge = DeltaTable.forPath(spark, path).alias("t").merge(df.alias("s"), cond)
+    if update_when_changed:
+        changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in update_when_changed)
+        merge = merge.whenMatchedUpdateAll(condition=changed)
+    merge = merge.whenNotMatchedInsertAll()
+    if delete_missing:
+        merge = merge.whenNotMatchedBySourceDelete()
+    merge.execute()
+
+
+def append(spark: "SparkSession", df: "DataFrame", path: str) -> None:
+    """Plain append (the ``runs`` ledger: every run is a new row by definition)."""
+    df.write.format("delta").mode("append").save(path)
+
+
+def register(spark: "SparkSession", dataset: str, table: str, path: str) -> None:
+    """Register ``dataset.table`` in the persistent catalog, pointing at ``path`` (idempotent)."""
+    check_dataset_name(dataset)
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{dataset}`")
+    spark.sql(f"CREATE TABLE IF NOT EXISTS `{dataset}`.`{table}` USING DELTA LOCATION '{path}'")

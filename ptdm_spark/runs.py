@@ -1,0 +1,114 @@
+"""The ``runs`` ledger: one row per job run, and the commit stamp that ties Delta versions to it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import os
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ptdm_spark import __version__
+from ptdm_spark.config import Config
+from ptdm_spark.io import delta
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def code_version() -> str:
+    """``git describe`` of the checkout the code runs from, else the package version."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / ".git").exists():
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(root), "describe", "--always", "--dirty", "--tags"],
+                capture_output=True, text=True, timeout=5, check=True,
+            )
+            return f"{__version__}+{out.stdout.strip()}"
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return __version__
+
+
+def new_run_id(job: str) -> str:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{job}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Run:
+    """One job run: its id, what it read and wrote (table versions), and its counts."""
+
+    job: str
+    dataset: str
+    config: Config
+    args: list[str] = field(default_factory=list)
+    run_id: str = ""
+    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    input_versions: dict[str, int] = field(default_factory=dict)
+    output_versions: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.run_id = self.run_id or new_run_id(self.job)
+
+    @property
+    def commit_meta(self) -> dict[str, str]:
+        return {"run_id": self.run_id, "job": self.job, "config_hash": self.config.hash}
+
+    def table_path(self, table: str) -> str:
+        return self.config.lakehouse.table_path(self.dataset, table)
+
+    def note_input(self, spark: "SparkSession", table: str) -> None:
+        v = delta.table_version(spark, self.table_path(table))
+        if v is not None:
+            self.input_versions[table] = v
+
+    def note_output(self, spark: "SparkSession", table: str) -> None:
+        v = delta.table_version(spark, self.table_path(table))
+        if v is not None:
+            self.output_versions[table] = v
+
+    def record(self, spark: "SparkSession", status: str) -> None:
+        """Append this run's row to ``<dataset>/runs`` (and register the table)."""
+        from pyspark.sql import Row
+
+        from ptdm_spark import schemas
+
+        row = Row(
+            run_id=self.run_id,
+            job=self.job,
+            dataset=self.dataset,
+            started_at=self.started_at,
+            finished_at=dt.datetime.now(dt.timezone.utc),
+            status=status,
+            user=_user(),
+            config_hash=self.config.hash,
+            config=json.dumps(self.config.to_dict(), sort_keys=True),
+            code_version=code_version(),
+            args=" ".join(self.args),
+            input_versions={k: int(v) for k, v in self.input_versions.items()},
+            output_versions={k: int(v) for k, v in self.output_versions.items()},
+            counts={k: int(v) for k, v in self.counts.items()},
+        )
+        df = spark.createDataFrame([row], schema=schemas.RUNS)
+        path = self.table_path("runs")
+        with delta.commit_metadata(spark, self.commit_meta):
+            delta.append(spark, df, path)
+        delta.register(spark, self.dataset, "runs", path)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER", "unknown")
+
+
+def as_dict(run: Run) -> dict[str, Any]:
+    return {"run_id": run.run_id, "job": run.job, "dataset": run.dataset, "counts": run.counts}

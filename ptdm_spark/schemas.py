@@ -1,0 +1,166 @@
+"""Every table's schema, declared once.
+
+Transforms end with a contract ``select`` of these columns (:func:`conform`), so a table's
+shape is decided here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType,
+    BinaryType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+TABLES = ("raw_images", "images", "rejects", "duplicates", "curated", "runs")
+
+
+def _s(*fields: tuple) -> StructType:
+    return StructType([StructField(name, tp, nullable) for name, tp, nullable in fields])
+
+
+# Every source object, whatever its kind, first becomes one row of this shape (see io/sources.py).
+OBJECTS = _s(
+    ("source_uri", StringType(), False),
+    ("source_format", StringType(), False),  # file | tar | zip | idx | cifar
+    ("content", BinaryType(), True),  # None when the object could not be read
+    ("size_bytes", LongType(), True),
+    ("label", StringType(), True),
+    ("rel_path", StringType(), True),  # path relative to the source root (manifest matching)
+    ("source_modified_at", TimestampType(), True),
+    ("error_reason", StringType(), True),
+    ("error_detail", StringType(), True),
+)
+
+RAW_IMAGES = _s(
+    ("image_id", StringType(), False),
+    ("source_uri", StringType(), False),
+    ("source_format", StringType(), False),
+    ("content", BinaryType(), False),
+    ("size_bytes", LongType(), False),
+    ("label", StringType(), True),
+    ("source_modified_at", TimestampType(), True),
+    ("run_id", StringType(), False),
+    ("ingested_at", TimestampType(), False),
+)
+
+REJECTS = _s(
+    ("source_uri", StringType(), False),
+    ("image_id", StringType(), True),
+    ("stage", StringType(), False),  # ingest | process
+    ("reason", StringType(), False),  # see imaging.reasons
+    ("detail", StringType(), True),
+    ("run_id", StringType(), False),
+    ("rejected_at", TimestampType(), False),
+)
+
+# Output of the per-image function (imaging.pipeline.process_image), before the split into
+# images / rejects.
+PROCESSED = _s(
+    ("image_id", StringType(), False),
+    ("reason", StringType(), True),
+    ("detail", StringType(), True),
+    ("format", StringType(), True),
+    ("width", IntegerType(), True),
+    ("height", IntegerType(), True),
+    ("channels", IntegerType(), True),
+    ("bit_depth", IntegerType(), True),
+    ("orientation", IntegerType(), True),
+    ("out_width", IntegerType(), True),
+    ("out_height", IntegerType(), True),
+    ("pixel_sha256", StringType(), True),
+    ("phash", LongType(), True),
+    ("dhash", LongType(), True),
+    ("blur", DoubleType(), True),
+    ("brightness", DoubleType(), True),
+    ("contrast", DoubleType(), True),
+    ("entropy", DoubleType(), True),
+    ("aspect_ratio", DoubleType(), True),
+    ("channel_spread", DoubleType(), True),
+    ("image", BinaryType(), True),
+    ("encoding", StringType(), True),
+)
+
+IMAGES = _s(
+    ("image_id", StringType(), False),
+    ("label", StringType(), True),
+    ("labels", ArrayType(StringType()), True),  # every distinct label its source objects carry
+    ("source_uri", StringType(), False),  # the first (smallest) source_uri with these bytes
+    ("source_count", IntegerType(), False),
+    ("format", StringType(), False),
+    ("width", IntegerType(), False),
+    ("height", IntegerType(), False),
+    ("channels", IntegerType(), False),
+    ("bit_depth", IntegerType(), False),
+    ("orientation", IntegerType(), True),
+    ("out_width", IntegerType(), False),
+    ("out_height", IntegerType(), False),
+    ("pixel_sha256", StringType(), False),
+    ("phash", LongType(), True),
+    ("dhash", LongType(), True),
+    ("blur", DoubleType(), True),
+    ("brightness", DoubleType(), True),
+    ("contrast", DoubleType(), True),
+    ("entropy", DoubleType(), True),
+    ("aspect_ratio", DoubleType(), True),
+    ("channel_spread", DoubleType(), True),
+    ("flags", ArrayType(StringType()), False),
+    ("image", BinaryType(), False),
+    ("encoding", StringType(), False),
+    ("run_id", StringType(), False),
+    ("processed_at", TimestampType(), False),
+)
+
+DUPLICATES = _s(
+    ("image_id", StringType(), False),
+    ("kept_id", StringType(), False),
+    ("method", StringType(), False),  # pixel (phash: near duplicates, later)
+    ("distance", IntegerType(), False),
+    ("run_id", StringType(), False),
+)
+
+CURATED = _s(
+    ("image_id", StringType(), False),
+    ("label", StringType(), True),
+    ("split", StringType(), False),
+    ("image", BinaryType(), False),
+    ("encoding", StringType(), False),
+    ("width", IntegerType(), False),
+    ("height", IntegerType(), False),
+    ("channels", IntegerType(), False),
+    ("pixel_sha256", StringType(), False),
+    ("source_uri", StringType(), False),
+    ("flags", ArrayType(StringType()), False),
+    ("run_id", StringType(), False),
+)
+
+RUNS = _s(
+    ("run_id", StringType(), False),
+    ("job", StringType(), False),
+    ("dataset", StringType(), False),
+    ("started_at", TimestampType(), False),
+    ("finished_at", TimestampType(), False),
+    ("status", StringType(), False),
+    ("user", StringType(), True),
+    ("config_hash", StringType(), False),
+    ("config", StringType(), True),
+    ("code_version", StringType(), True),
+    ("args", StringType(), True),
+    ("input_versions", MapType(StringType(), LongType()), True),
+    ("output_versions", MapType(StringType(), LongType()), True),
+    ("counts", MapType(StringType(), LongType()), True),
+)
+
+
+def conform(df: DataFrame, schema: StructType) -> DataFrame:
+    """The contract select: exactly ``schema``'s columns, in order, cast to its types."""
+    return df.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
