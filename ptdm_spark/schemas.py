@@ -90,6 +90,17 @@ PROCESSED = _s(
     ("encoding", StringType(), True),
 )
 
+# process_image's record plus the image metadata that travels with it through the UDF.
+PROCESSED_OUT = StructType(
+    PROCESSED.fields
+    + [
+        StructField("label", StringType(), True),
+        StructField("labels", ArrayType(StringType()), True),
+        StructField("source_uri", StringType(), True),
+        StructField("source_count", IntegerType(), True),
+    ]
+)
+
 IMAGES = _s(
     ("image_id", StringType(), False),
     ("label", StringType(), True),

@@ -17,6 +17,7 @@ is visible to the next one and to ``spark-sql`` started with :func:`spark_proper
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -102,6 +103,8 @@ def get_session(spark_cfg: SparkConfig, lakehouse: LakehouseConfig) -> "SparkSes
     if not under_submit and "spark.jars" not in props and "spark.jars.packages" not in spark_cfg.conf:
         raise UsageError(f"Delta jars not found in {jars_dir()}: run scripts/setup.sh (or make setup) first")
     lakehouse.catalog_path.mkdir(parents=True, exist_ok=True)
+    # Python workers run the interpreter that runs ptdm (its venv has numpy, OpenCV...).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if not under_submit and spark_cfg.master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # local mode needs no network address
 

@@ -67,6 +67,7 @@ def merge_into(
     *,
     update_when_changed: Sequence[str] = (),
     delete_missing: bool = False,
+    delete_condition: str | None = None,
     partition_by: Sequence[str] = (),
 ) -> None:
     """Write ``df`` into the Delta table at ``path``, keyed by ``keys``.
@@ -74,7 +75,8 @@ def merge_into(
     Rows whose key is not in the table are inserted; rows already there are left alone (so a
     rerun adds nothing), unless ``update_when_changed`` names columns whose change rewrites the
     row. With ``delete_missing`` the table becomes exactly ``df`` (rows absent from ``df`` are
-    deleted): for derived tables such as ``duplicates`` and ``curated``.
+    deleted; only those matching ``delete_condition``, over ``t.``, when given): for derived
+    tables such as ``duplicates`` and ``curated``.
 
     The first write creates the table; the schema is ``df``'s.
     """
@@ -93,7 +95,7 @@ def merge_into(
         merge = merge.whenMatchedUpdateAll(condition=changed)
     merge = merge.whenNotMatchedInsertAll()
     if delete_missing:
-        merge = merge.whenNotMatchedBySourceDelete()
+        merge = merge.whenNotMatchedBySourceDelete(condition=delete_condition)
     merge.execute()
 
 
@@ -105,5 +107,30 @@ def append(spark: "SparkSession", df: "DataFrame", path: str) -> None:
 def register(spark: "SparkSession", dataset: str, table: str, path: str) -> None:
     """Register ``dataset.table`` in the persistent catalog, pointing at ``path`` (idempotent)."""
     check_dataset_name(dataset)
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{dataset}`")
-    spark.sql(f"CREATE TABLE IF NOT EXISTS `{dataset}`.`{table}` USING DELTA LOCATION '{path}'")
+    if not spark.catalog.databaseExists(dataset):
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{dataset}`")
+    if not spark.catalog.tableExists(f"{dataset}.{table}"):
+        spark.sql(f"CREATE TABLE IF NOT EXISTS `{dataset}`.`{table}` USING DELTA LOCATION '{path}'")
+
+
+def last_commit_metrics(spark: "SparkSession", path: str) -> dict[str, int]:
+    """Operation metrics of the table's latest commit (rows inserted, updated, deleted...)."""
+    from delta.tables import DeltaTable
+
+    row = DeltaTable.forPath(spark, path).history(1).select("operationMetrics").first()
+    metrics = (row[0] or {}) if row else {}
+    out = {}
+    for k, v in metrics.items():
+        try:
+            out[k] = int(v)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def rows_inserted(spark: "SparkSession", path: str, version_before: int | None) -> int:
+    """Rows the last write added: 0 when it made no commit (the version did not move)."""
+    if table_version(spark, path) == version_before:
+        return 0
+    m = last_commit_metrics(spark, path)
+    return m.get("numTargetRowsInserted", m.get("numOutputRows", 0))

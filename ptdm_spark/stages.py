@@ -1,0 +1,270 @@
+"""The stages of the pipeline, each a short table of contents: read -> transform -> write.
+
+``run_command`` is what ``ptdm <stage>`` and ``spark-submit jobs/<stage>.py`` call. Each stage is
+one job: it records a ``runs`` row, stamps its Delta commits with the run id and config hash, and
+prints its accounting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from ptdm_spark import report, schemas, udfs
+from ptdm_spark.config import Config
+from ptdm_spark.errors import UsageError
+from ptdm_spark.imaging.pipeline import Params
+from ptdm_spark.io import delta, sources
+from ptdm_spark.runs import Run
+from ptdm_spark.transforms import curate as t_curate
+from ptdm_spark.transforms import dedupe as t_dedupe
+from ptdm_spark.transforms import ingest as t_ingest
+from ptdm_spark.transforms import process as t_process
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --- plumbing shared by the stages ---------------------------------------------------------------
+
+
+@contextmanager
+def job(spark: "SparkSession", cfg: Config, name: str, dataset: str, argv: list[str]) -> Iterator[Run]:
+    """A job run: commits stamped with its id; its ``runs`` row written however it ends."""
+    run = Run(job=name, dataset=dataset, config=cfg, args=argv)
+    start = time.monotonic()
+    log(f"[{name}] run {run.run_id}")
+    status = "failed"
+    try:
+        with delta.commit_metadata(spark, run.commit_meta):
+            yield run
+        status = "succeeded"
+    except UsageError:
+        status = "usage_error"
+        raise
+    finally:
+        run.counts["seconds"] = int(round(time.monotonic() - start))
+        try:
+            run.record(spark, status)
+        finally:
+            _drop_staging(spark, run)
+        log(f"[{name}] {status} in {time.monotonic() - start:.1f}s")
+
+
+def _staging(run: Run, name: str) -> str:
+    return f"{run.table_path('_staging')}/{run.run_id}/{name}"
+
+
+def _drop_staging(spark: "SparkSession", run: Run) -> None:
+    jvm = spark._jvm
+    path = jvm.org.apache.hadoop.fs.Path(f"{run.table_path('_staging')}/{run.run_id}")
+    fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
+    if fs.exists(path):
+        fs.delete(path, True)
+
+
+def _stage(spark: "SparkSession", df: "DataFrame", run: Run, name: str) -> "DataFrame":
+    """Write ``df`` once to a staging Parquet folder and read it back: the expensive columns are
+    computed once, and every later read sees the same rows."""
+    path = _staging(run, name)
+    df.write.mode("overwrite").parquet(path)
+    return spark.read.parquet(path)
+
+
+def _write(spark: "SparkSession", run: Run, table: str, df: "DataFrame", keys: tuple[str, ...], **kw: Any) -> int:
+    """Merge ``df`` into ``table``, register it, note its version; returns rows inserted."""
+    path = run.table_path(table)
+    before = delta.table_version(spark, path)
+    delta.merge_into(spark, df, path, keys, **kw)
+    delta.register(spark, run.dataset, table, path)
+    run.note_output(spark, table)
+    return delta.rows_inserted(spark, path, before)
+
+
+def _read(spark: "SparkSession", run: Run, table: str, schema=None) -> "DataFrame":
+    path = run.table_path(table)
+    if not delta.is_delta_table(spark, path):
+        if schema is None:
+            raise UsageError(f"unknown dataset {run.dataset!r}: no {table} table at {path} "
+                             f"(run: ptdm ingest SOURCE --dataset {run.dataset})")
+        return spark.createDataFrame([], schema)
+    run.note_input(spark, table)
+    return spark.read.format("delta").load(path)
+
+
+def _by(df: "DataFrame", col: str) -> dict[str, int]:
+    return {str(r[0]): int(r[1]) for r in df.groupBy(col).count().collect()}
+
+
+# --- the stages ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IngestInputs:
+    """Ingest's arguments, checked before any job starts (misuse never writes a runs row)."""
+
+    sources: list[sources.Source]
+    labels: str  # dirname | none
+    manifest: "DataFrame | None"
+
+    @classmethod
+    def prepare(cls, spark: "SparkSession", cfg: Config, srcs: list[str], labels: str | None) -> "IngestInputs":
+        resolved = sources.resolve(spark, srcs)
+        mode = labels or cfg.ingest.labels
+        if mode in ("dirname", "none"):
+            return cls(resolved, mode, None)
+        return cls(resolved, "none", sources.read_manifest(spark, mode))
+
+
+def ingest(spark: "SparkSession", cfg: Config, run: Run, inputs: IngestInputs) -> dict[str, Any]:
+    """Sources -> raw_images (+ rejects for objects that could not be read)."""
+    resolved, manifest = inputs.sources, inputs.manifest
+    read = sources.read_objects(spark, resolved, cfg.ingest, inputs.labels)
+    objects = read.objects if manifest is None else sources.apply_manifest(read.objects, manifest)
+
+    log(f"[ingest] listing and reading {len(resolved)} source(s)")
+    expected = _stage(spark, read.expected_files, run, "expected")
+    staged = _stage(spark, objects, run, "objects")
+    raw = t_ingest.raw_images(staged, run.run_id)
+    rejected = t_ingest.rejects(staged, run.run_id).unionByName(
+        t_ingest.unreadable(expected, staged, staged.filter("error_reason IS NOT NULL"), run.run_id))
+    rejected = _stage(spark, rejected, run, "rejects")
+
+    inserted = _write(spark, run, "raw_images", raw, ("source_uri", "image_id"))
+    _write(spark, run, "rejects", rejected, ("source_uri", "stage", "reason"))
+
+    accepted = raw.count()
+    reasons = _by(rejected, "reason")
+    distinct = raw.select("image_id").distinct().count()
+    run.counts.update(objects=accepted + sum(reasons.values()), accepted=accepted, inserted=inserted,
+                      distinct_ids=distinct, rejected=sum(reasons.values()),
+                      **{f"rejected_{k}": v for k, v in reasons.items()})
+    report.ingest_summary(run.counts, reasons)
+    return run.counts
+
+
+def process(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
+    """raw_images -> images (decoded, validated, scored, normalized) + rejects (reason codes)."""
+    from pyspark.sql import functions as F
+
+    raw = _read(spark, run, "raw_images")
+    images = _read(spark, run, "images", schemas.IMAGES)
+    rejects = _read(spark, run, "rejects", schemas.REJECTS)
+    done = images.select("image_id").unionByName(
+        rejects.filter(F.col("stage") == "process").select("image_id")).distinct()
+
+    stats = (raw.groupBy("image_id").agg(F.first("size_bytes").alias("n")).join(done, "image_id", "left_anti")
+             .agg(F.count(F.lit(1)).alias("images"), F.sum("n").alias("bytes")).first())
+    todo_n, todo_bytes = int(stats["images"]), int(stats["bytes"] or 0)
+    log(f"[process] {todo_n} new image(s), {todo_bytes / 1e6:.1f} MB")
+    if todo_n:
+        _size_batches(spark, cfg, todo_n, todo_bytes)
+        todo = t_process.pending(raw, done)
+        parts = max(spark.sparkContext.defaultParallelism * 2, math.ceil(todo_bytes / (32 << 20)))
+        processed = todo.repartition(parts).mapInPandas(
+            udfs.process_images(Params.from_config(cfg.process), t_process.PASSTHROUGH), schemas.PROCESSED_OUT)
+        processed = _stage(spark, processed, run, "processed")
+        new_images = t_process.images(processed, cfg.process.quality, run.run_id)
+        new_rejects = t_process.rejects(processed, run.run_id)
+        inserted = _write(spark, run, "images", new_images, ("image_id",))
+        _write(spark, run, "rejects", new_rejects, ("source_uri", "stage", "reason"))
+        reasons = _by(new_rejects, "reason")
+    else:
+        inserted, reasons = 0, {}
+    run.counts.update(pending=todo_n, images=inserted, rejected=sum(reasons.values()),
+                      **{f"rejected_{k}": v for k, v in reasons.items()})
+    report.process_summary(run.counts, reasons)
+    return run.counts
+
+
+def _size_batches(spark: "SparkSession", cfg: Config, n: int, total_bytes: int) -> None:
+    """Arrow batches bounded by bytes: rows per batch = batch_bytes / average object size."""
+    avg = max(1, total_bytes // max(1, n))
+    rows = max(1, min(cfg.process.max_records_per_batch, cfg.process.batch_bytes // avg))
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(rows))
+    spark.conf.set("spark.sql.execution.arrow.maxBytesPerBatch", str(cfg.process.batch_bytes))
+
+
+def dedupe(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
+    """images -> duplicates (method pixel: identical normalized pixels)."""
+    images = _read(spark, run, "images")
+    dups = t_dedupe.pixel_duplicates(images, run.run_id)
+    _write(spark, run, "duplicates", dups, ("image_id", "method"), update_when_changed=("kept_id", "distance"),
+           delete_missing=True, delete_condition="t.method = 'pixel'")
+    by_method = _by(_read(spark, run, "duplicates"), "method")
+    run.counts.update(images=images.count(), **{f"duplicates_{k}": v for k, v in by_method.items()})
+    report.dedupe_summary(run.counts, by_method)
+    return run.counts
+
+
+def curate(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
+    """images - duplicates - excluded flags -> curated, with a deterministic split."""
+    images = _read(spark, run, "images")
+    dups = _read(spark, run, "duplicates", schemas.DUPLICATES)
+    c = cfg.curate
+    cur = t_curate.curated(images, dups, c.exclude_flags, c.splits, c.seed, run.run_id)
+    _write(spark, run, "curated", cur, ("image_id",),
+           update_when_changed=("label", "split", "pixel_sha256", "flags"), delete_missing=True)
+    splits = _by(_read(spark, run, "curated"), "split")
+    run.counts.update(curated=sum(splits.values()), **{f"split_{k}": v for k, v in splits.items()})
+    report.curate_summary(run.counts, splits)
+    return run.counts
+
+
+# --- command dispatch ----------------------------------------------------------------------------
+
+
+def run_command(command: str, args: argparse.Namespace, cfg: Config, argv: list[str],
+                session: Callable[[Config], "SparkSession"]) -> int:
+    dataset = delta.check_dataset_name(args.dataset)
+    if command in ("ingest", "run"):
+        _precheck_sources(args.sources)
+        labels = args.labels
+        if labels and labels not in ("dirname", "none"):
+            import os
+
+            if "://" not in labels and not os.path.isfile(labels):
+                raise UsageError(f"--labels {labels}: no such manifest file (or use dirname / none)")
+    spark = session(cfg)
+    if command in ("process", "dedupe", "curate") and not delta.is_delta_table(
+            spark, cfg.lakehouse.table_path(dataset, "raw_images")):
+        raise UsageError(f"unknown dataset {dataset!r}: nothing ingested under {cfg.lakehouse.root_uri}/{dataset} "
+                         f"(run: ptdm ingest SOURCE --dataset {dataset})")
+    steps = list(STAGES) if command == "run" else [command]
+    inputs = IngestInputs.prepare(spark, cfg, args.sources, args.labels) if "ingest" in steps else None
+    for step in steps:
+        with job(spark, cfg, step, dataset, argv) as run:
+            if step == "ingest":
+                ingest(spark, cfg, run, inputs)
+            else:
+                STAGES[step](spark, cfg, run)
+    if command == "run":
+        report.accounting(spark, cfg, dataset)
+    return 0
+
+
+def _precheck_sources(srcs: list[str]) -> None:
+    """Local paths are checked before Spark starts (fast one-line error); URIs after."""
+    import os
+    import re
+
+    for s in srcs:
+        if not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", s) and not os.path.exists(os.path.expanduser(s)):
+            raise UsageError(f"no such source: {s}")
+
+
+STAGES: dict[str, Callable[..., dict[str, Any]]] = {
+    "ingest": ingest,
+    "process": process,
+    "dedupe": dedupe,
+    "curate": curate,
+}

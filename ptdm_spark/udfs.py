@@ -1,0 +1,131 @@
+"""Thin ``mapInPandas`` adapters over the pure per-object code in ``imaging/`` and ``io/``.
+
+Each adapter returns a function of an iterator of pandas DataFrames, so per-worker set-up (one
+OpenCV thread, the params) happens once per task, not once per batch or row. Output is yielded
+in bounded chunks so that a batch of large images never becomes one huge Arrow batch.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ptdm_spark.imaging import reasons
+from ptdm_spark.imaging.pipeline import FIELDS, Params, process_image
+from ptdm_spark.io import archives, arrays
+
+OBJECT_COLUMNS = ("source_uri", "source_format", "content", "size_bytes", "label", "rel_path",
+                  "source_modified_at", "error_reason", "error_detail")
+
+MapFn = Callable[[Iterable[pd.DataFrame]], Iterator[pd.DataFrame]]
+
+
+def _chunks(records: Iterable[dict[str, Any]], columns: tuple[str, ...], max_rows: int, max_bytes: int):
+    buf: list[dict[str, Any]] = []
+    size = 0
+    for rec in records:
+        buf.append(rec)
+        size += len(rec.get("content") or b"") + len(rec.get("image") or b"")
+        if len(buf) >= max_rows or size >= max_bytes:
+            yield pd.DataFrame(buf, columns=list(columns))
+            buf, size = [], 0
+    if buf:
+        yield pd.DataFrame(buf, columns=list(columns))
+
+
+def _ts(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else pd.Timestamp(value)
+
+
+def expand_archives(extensions: tuple[str, ...], max_bytes: int, dirname_labels: bool,
+                    max_rows: int = 1024, max_out_bytes: int = 32 << 20) -> MapFn:
+    """Archive rows (path, content, label) -> one object row per member."""
+
+    def fn(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        def records():
+            for batch in batches:
+                for row in batch.itertuples(index=False):
+                    yield from archives.iter_archive(
+                        row.path, bytes(row.content), extensions=extensions, max_bytes=max_bytes,
+                        dirname_labels=dirname_labels, archive_label=row.label,
+                    )
+        yield from _chunks(records(), OBJECT_COLUMNS, max_rows, max_out_bytes)
+
+    return fn
+
+
+def expand_arrays(labels_by_path: Mapping[str, bytes | None], label_names: tuple[str, ...],
+                  use_labels: bool, max_rows: int = 4096, max_out_bytes: int = 32 << 20) -> MapFn:
+    """IDX image files and CIFAR batches (path, content, kind, modificationTime) -> one PNG
+    object per image, ``source_uri`` = ``<file uri>#<index>`` (CIFAR: ``#<index>/<filename>``)."""
+
+    def one_file(row) -> Iterator[dict[str, Any]]:
+        base = {"source_format": row.kind, "source_modified_at": _ts(row.modificationTime),
+                "error_reason": None, "error_detail": None}
+        try:
+            if row.kind == "idx":
+                images = arrays.parse_idx(bytes(row.content))
+                lab_bytes = labels_by_path.get(row.path)
+                labels = arrays.parse_idx(lab_bytes) if lab_bytes is not None else None
+                names = [str(i) for i in range(len(images))]
+                if labels is not None and len(labels) != len(images):
+                    raise arrays.ArrayFormatError(f"{len(labels)} labels for {len(images)} images")
+            else:
+                batch = arrays.cifar_batch(bytes(row.content))
+                images, labels = batch.images, batch.labels
+                names = [f"{i}/{n}" for i, n in enumerate(batch.names)]
+        except arrays.ArrayFormatError as exc:
+            reason = reasons.TRUNCATED if "truncated" in str(exc) else reasons.CORRUPT
+            yield {**base, "source_uri": row.path, "content": None, "size_bytes": len(row.content),
+                   "label": None, "rel_path": posixpath.basename(row.path),
+                   "error_reason": reason, "error_detail": str(exc)}
+            return
+        fname = posixpath.basename(row.path)
+        for i, img in enumerate(images):
+            label = None
+            if use_labels and labels is not None:
+                k = int(labels[i])
+                label = label_names[k] if k < len(label_names) else str(k)
+            png = arrays.encode_png(np.asarray(img, dtype=np.uint8))
+            yield {**base, "source_uri": f"{row.path}#{names[i]}", "content": png, "size_bytes": len(png),
+                   "label": label, "rel_path": f"{fname}#{names[i]}"}
+
+    def fn(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from ptdm_spark.imaging.cv import configure_worker
+
+        configure_worker()
+
+        def records():
+            for batch in batches:
+                for row in batch.itertuples(index=False):
+                    yield from one_file(row)
+        yield from _chunks(records(), OBJECT_COLUMNS, max_rows, max_out_bytes)
+
+    return fn
+
+
+def process_images(params: Params, passthrough: tuple[str, ...], max_rows: int = 512,
+                   max_out_bytes: int = 32 << 20) -> MapFn:
+    """(image_id, content, *passthrough) -> image_id, the record of ``process_image``, *passthrough."""
+    columns = ("image_id", *FIELDS, *passthrough)
+
+    def fn(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from ptdm_spark.imaging.cv import configure_worker
+
+        configure_worker()
+
+        def records():
+            for batch in batches:
+                cols = {c: batch[c].tolist() for c in ("image_id", "content", *passthrough)}
+                for i, data in enumerate(cols["content"]):
+                    rec = process_image(data, params)
+                    rec["image_id"] = cols["image_id"][i]
+                    for c in passthrough:
+                        rec[c] = cols[c][i]
+                    yield rec
+        yield from _chunks(records(), columns, max_rows, max_out_bytes)
+
+    return fn
