@@ -1,11 +1,12 @@
-.PHONY: setup test test-fast lint demo
+# The README's two commands: `make demo` (set-up + the main job) and `make test` (set-up + tests).
+.PHONY: setup test test-unit demo lint
 setup:
 	scripts/setup.sh
-test:
+test: setup
 	.venv/bin/python -m pytest
-test-fast:
+test-unit: setup
 	.venv/bin/python -m pytest -m unit
-lint:
-	.venv/bin/ruff check ptdm_spark jobs tests scripts benchmarks
-demo:
+demo: setup
 	scripts/demo.sh
+lint:
+	.venv/bin/ruff check ptdm_spark jobs tests benchmarks

@@ -26,6 +26,7 @@ DEV = [
     "pytest>=8",
     "ruff>=0.6",
     "deltalake>=1.0,<2",  # a second, non-JVM Delta reader used by the tests
+    "pillow>=10",  # makes edge-case image files (CMYK, palette, EXIF) in the tests
 ]
 
 setup(

@@ -1,0 +1,96 @@
+"""The runtime itself: Delta writes, updates, time travel, the catalog, ptdm sql/tables/history."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.conftest import ROOT, run_cli, overrides_for
+
+pytestmark = pytest.mark.spark
+
+
+def test_delta_write_update_time_travel(spark, cfg):
+    from delta.tables import DeltaTable
+
+    from ptdm_spark.io import delta
+
+    path = cfg.lakehouse.table_path("foundation", "numbers")
+    with delta.commit_metadata(spark, {"run_id": "r1"}):
+        delta.merge_into(spark, spark.range(5).withColumnRenamed("id", "n"), path, ("n",))
+    with delta.commit_metadata(spark, {"run_id": "r2"}):
+        DeltaTable.forPath(spark, path).update("n = 4", {"n": "40"})
+        delta.merge_into(spark, spark.range(3, 8).withColumnRenamed("id", "n"), path, ("n",))
+    now = sorted(r.n for r in spark.read.format("delta").load(path).collect())
+    assert now == [0, 1, 2, 3, 4, 5, 6, 7, 40]  # 4 became 40, then merge inserted 4 anew, not 3
+    v0 = sorted(r.n for r in spark.read.format("delta").option("versionAsOf", 0).load(path).collect())
+    assert v0 == [0, 1, 2, 3, 4]
+    hist = DeltaTable.forPath(spark, path).history().orderBy("version").collect()
+    assert [json.loads(h.userMetadata)["run_id"] for h in hist] == ["r1", "r2", "r2"]
+    delta.register(spark, "foundation", "numbers", path)
+    assert spark.sql("SELECT count(*) AS c FROM foundation.numbers").first().c == 9
+
+
+def test_hamming_distance_in_sql(spark):
+    assert spark.sql("SELECT bit_count(CAST(5 AS BIGINT) ^ CAST(-1 AS BIGINT)) AS d").first().d == 62
+
+
+def test_sql_command_prints_a_table(ptdm):
+    status, out = ptdm("sql", "SELECT 1 + 1 AS two")
+    assert status == 0
+    assert out.splitlines()[0].strip() == "two" and "2" in out.splitlines()[2]
+    status, out = ptdm("sql", "SELECT 1 AS a, 'x,y' AS b", "--format", "csv")
+    assert out.splitlines()[:2] == ["a,b", '1,"x,y"']
+    status, out = ptdm("sql", "SELECT 3 AS a", "--format", "json")
+    assert json.loads(out.splitlines()[0]) == {"a": 3}
+
+
+def test_sql_errors_are_usage_errors(ptdm):
+    status, out = ptdm("sql", "SELEC 1")
+    assert status == 2 and "SQL syntax" in out
+    status, out = ptdm("sql", "SELECT * FROM nosuchdb.nosuchtable")
+    assert status == 2 and "TABLE_OR_VIEW_NOT_FOUND" in out
+
+
+def test_unknown_dataset_is_exit_2(ptdm):
+    for args in (("process", "--dataset", "ghost"), ("history", "ghost"), ("tables", "ghost")):
+        status, out = ptdm(*args)
+        assert status == 2 and "unknown dataset 'ghost'" in out, out
+
+
+@pytest.mark.slow
+def test_catalog_is_shared_between_processes_and_spark_sql(tmp_path):
+    """A table registered by one ptdm process is visible to the next, and to spark-sql."""
+    lh = tmp_path / "lh"
+    sets = [a for o in overrides_for(lh) for a in ("--set", o)]
+    folder = tmp_path / "imgs" / "red"
+    folder.mkdir(parents=True)
+    from tests.imagefiles import encode, photo
+
+    for i in range(3):
+        (folder / f"{i}.png").write_bytes(encode(photo(i)))
+    first = run_cli("ingest", str(tmp_path / "imgs"), "--dataset", "shared", *sets)
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = run_cli("sql", "SELECT label, count(*) AS n FROM shared.raw_images GROUP BY label",
+                     "--format", "csv", *sets)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert second.stdout.splitlines() == ["label,n", "red,3"]
+    tables = run_cli("tables", *sets)
+    assert "raw_images" in tables.stdout and "runs" in tables.stdout
+
+    props = run_cli("spark-conf", *sets)
+    assert props.returncode == 0
+    conf_file = tmp_path / "spark.conf"
+    conf_file.write_text(props.stdout)
+    spark_sql = os.path.join(os.path.dirname(__import__("sys").executable), "spark-sql")
+    import pyspark
+
+    env = {**os.environ, "SPARK_HOME": os.path.dirname(pyspark.__file__)}
+    proc = subprocess.run([spark_sql, "--properties-file", str(conf_file), "-S", "-e",
+                           "SELECT count(*) FROM shared.raw_images"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1].strip() == "3"
