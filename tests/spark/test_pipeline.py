@@ -268,3 +268,15 @@ def test_listed_file_that_yields_no_object_is_unreadable(spark):
         schemas.OBJECTS)
     rows = ingest.unreadable(expected, objects, objects.filter("error_reason IS NOT NULL"), "r1").collect()
     assert [(r.source_uri, r.reason, r.stage) for r in rows] == [("file:/d/gone.png", "unreadable", "ingest")]
+
+
+def test_objects_over_the_byte_limit_are_rejected_at_ingest(spark, cfg, tmp_path, ptdm):
+    src = tmp_path / "big"
+    src.mkdir()
+    (src / "small.png").write_bytes(encode(photo(70, 16, 16)))
+    (src / "large.png").write_bytes(encode(photo(71, 400, 400)))
+    status, out = ptdm("ingest", str(src), "--dataset", "bytelimit", "--set", "ingest.max_bytes=5000")
+    assert status == 0, out
+    rej = {r.source_uri.rsplit("/", 1)[-1]: (r.reason, r.stage) for r in table(spark, cfg, "bytelimit", "rejects").collect()}
+    assert rej == {"large.png": ("too_large", "ingest")}
+    assert [r.source_uri.rsplit("/", 1)[-1] for r in table(spark, cfg, "bytelimit", "raw_images").collect()] == ["small.png"]

@@ -236,3 +236,22 @@ def test_perceptual_hashes_survive_reencoding_and_separate_different_images(para
     assert quality.hamming(a["dhash"], b["dhash"]) <= 6
     assert quality.hamming(a["phash"], c["phash"]) > 10
     assert -(1 << 63) <= a["phash"] < (1 << 63)
+
+
+@pytest.mark.slow
+def test_50_megapixel_photo_processed_with_bounded_memory(params):
+    """One 50-megapixel JPEG: processed, and Python-side peak memory stays a small multiple of
+    its pixels (numpy and OpenCV arrays are traced)."""
+    import tracemalloc
+
+    h, w = 6000, 8400  # 50.4 MP
+    base = photo(13, h // 8, w // 8)
+    big = cv2.resize(base, (w, h), interpolation=cv2.INTER_LINEAR)
+    data = encode(big, ".jpg")
+    del big
+    tracemalloc.start()
+    rec = process_image(data, params)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert rec["reason"] is None and (rec["width"], rec["height"]) == (w, h)
+    assert peak < 6 * h * w * 3, f"peak {peak / 1e6:.0f} MB"  # < 6 copies of the RGB image (~900 MB)
