@@ -295,9 +295,8 @@ def print_rows(columns: Sequence[str], rows: list[dict[str, Any]], fmt: str, out
         return
     cells = [[_text(_cell(r.get(c))) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    line = "+".join("-" * (w + 2) for w in widths)
     out.write(" | ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
-    out.write(line.replace("+", "+") + "\n")
+    out.write("-+-".join("-" * w for w in widths) + "\n")
     for row in cells:
         out.write(" | ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() + "\n")
     out.write(f"({len(rows)} row{'s' if len(rows) != 1 else ''})\n")

@@ -76,7 +76,8 @@ def _stage(spark: "SparkSession", df: "DataFrame", run: Run, name: str) -> "Data
     """Write ``df`` once to a staging Parquet folder and read it back: the expensive columns are
     computed once, and every later read sees the same rows."""
     path = _staging(run, name)
-    df.write.mode("overwrite").parquet(path)
+    # Encoded image bytes do not compress: compressing them only costs CPU, twice.
+    df.write.mode("overwrite").option("compression", "none").parquet(path)
     return spark.read.parquet(path)
 
 
@@ -169,7 +170,9 @@ def process(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
     if todo_n:
         _size_batches(spark, cfg, todo_n, todo_bytes)
         todo = t_process.pending(raw, done)
-        parts = max(spark.sparkContext.defaultParallelism * 2, math.ceil(todo_bytes / (32 << 20)))
+        # A multiple of the cores, so that the last wave of tasks keeps every core busy.
+        cores = spark.sparkContext.defaultParallelism
+        parts = cores * max(2, math.ceil(todo_bytes / (32 << 20) / cores))
         processed = todo.repartition(parts).mapInPandas(
             udfs.process_images(Params.from_config(cfg.process), t_process.PASSTHROUGH), schemas.PROCESSED_OUT)
         processed = _stage(spark, processed, run, "processed")

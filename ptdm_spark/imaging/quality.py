@@ -25,34 +25,40 @@ def working_grey(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def scores(rgb: np.ndarray) -> dict[str, float]:
     """blur (variance of the Laplacian), brightness and contrast (0..1), entropy (bits),
-    aspect_ratio (width / height), channel_spread (mean max-min over R, G, B; 0 for grey)."""
+    aspect_ratio (width / height), channel_spread (mean max-min over R, G, B; 0 for grey).
+
+    OpenCV reductions throughout: numpy's per-pixel reductions over the channel axis cost ten
+    times more on a 512-pixel image.
+    """
     h, w = rgb.shape[:2]
     small, grey = working_grey(rgb)
-    hist = np.bincount(grey.ravel(), minlength=256).astype(np.float64)
+    mean, std = cv2.meanStdDev(grey)
+    _, lap_std = cv2.meanStdDev(cv2.Laplacian(grey, cv2.CV_64F))
+    hist = cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel()
     p = hist[hist > 0] / grey.size
-    spread = small.max(axis=2).astype(np.int16) - small.min(axis=2).astype(np.int16)
+    r, g, b = cv2.split(small)
+    spread = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
     return {
-        "blur": float(cv2.Laplacian(grey, cv2.CV_64F).var()),
-        "brightness": float(grey.mean() / 255.0),
-        "contrast": float(grey.std() / 255.0),
+        "blur": float(lap_std[0, 0] ** 2),
+        "brightness": float(mean[0, 0] / 255.0),
+        "contrast": float(std[0, 0] / 255.0),
         "entropy": float(-(p * np.log2(p)).sum()) + 0.0,
         "aspect_ratio": float(w / h),
-        "channel_spread": float(spread.mean()),
+        "channel_spread": float(cv2.mean(spread)[0]),
     }
 
 
 def _bits_to_int64(bits: np.ndarray) -> int:
-    value = 0
-    for b in bits.ravel()[:64]:
-        value = (value << 1) | int(b)
-    return value - (1 << 64) if value >= (1 << 63) else value  # two's complement: fits a BIGINT
+    """64 booleans, most significant first -> a signed 64-bit integer (fits a BIGINT)."""
+    return int.from_bytes(np.packbits(bits.ravel()[:64].astype(np.uint8)).tobytes(), "big", signed=True)
 
 
 def phash(grey: np.ndarray) -> int:
     """64-bit DCT hash: the 8x8 lowest frequencies of a 32x32 thumbnail against their median."""
     thumb = cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
-    low = cv2.dct(thumb)[:8, :8]
-    return _bits_to_int64(low > np.median(low))
+    low = cv2.dct(thumb)[:8, :8].ravel()
+    ordered = np.sort(low)
+    return _bits_to_int64(low > (ordered[31] + ordered[32]) / 2)  # the median of 64 values
 
 
 def dhash(grey: np.ndarray) -> int:

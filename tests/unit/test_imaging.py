@@ -255,3 +255,12 @@ def test_50_megapixel_photo_processed_with_bounded_memory(params):
     tracemalloc.stop()
     assert rec["reason"] is None and (rec["width"], rec["height"]) == (w, h)
     assert peak < 6 * h * w * 3, f"peak {peak / 1e6:.0f} MB"  # < 6 copies of the RGB image (~900 MB)
+
+
+def test_hash_bits_pack_most_significant_first():
+    bits = np.zeros(64, bool)
+    bits[-1] = True
+    assert quality._bits_to_int64(bits) == 1
+    bits[0] = True
+    assert quality._bits_to_int64(bits) == -(1 << 63) + 1
+    assert quality._bits_to_int64(np.ones(64, bool)) == -1

@@ -1,0 +1,32 @@
+"""The benchmark harness runs end to end on a tiny input, so that it cannot rot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.imagefiles import encode, photo
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+def test_harness_on_a_tiny_folder(tmp_path):
+    for label in ("a", "b"):
+        d = tmp_path / "in" / label
+        d.mkdir(parents=True)
+        for i in range(10):
+            (d / f"{i}.png").write_bytes(encode(photo(i + (100 if label == "b" else 0), 32, 32)))
+    md = tmp_path / "results.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.harness", str(tmp_path / "in"), "--label", "tiny", "--markdown", str(md),
+         "--set", "spark.driver_memory=1g"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = md.read_text()
+    assert "### tiny: 20 images (20 decoded by the baseline, 20 in images)" in text
+    assert "| ptdm process |" in text and "ratio pipeline/baseline" in text
+    jvm = float(text.split("JVM ")[1].split(" MB")[0])
+    assert jvm > 100  # the sampler really found the driver JVM
