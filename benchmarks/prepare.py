@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import glob
 import gzip
-import os
 import subprocess
 import sys
 import tempfile

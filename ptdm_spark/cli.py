@@ -14,8 +14,8 @@ import argparse
 import csv
 import json
 import sys
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ptdm_spark import __version__
 from ptdm_spark.config import PROFILES, Config, load_config

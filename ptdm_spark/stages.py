@@ -11,9 +11,10 @@ import argparse
 import math
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from ptdm_spark import report, schemas, udfs
 from ptdm_spark.config import Config

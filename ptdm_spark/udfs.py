@@ -8,7 +8,8 @@ in bounded chunks so that a batch of large images never becomes one huge Arrow b
 from __future__ import annotations
 
 import posixpath
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd

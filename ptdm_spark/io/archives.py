@@ -12,7 +12,8 @@ import io
 import posixpath
 import tarfile
 import zipfile
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ptdm_spark.imaging import reasons
 
@@ -60,7 +61,7 @@ def _member(uri, fmt, name, size, mtime, read, extensions, max_bytes, dirname_la
                   label=_label(name, dirname_labels, archive_label))
     if not member_kind(name, extensions):
         return _record(muri, fmt, error_reason=reasons.UNSUPPORTED,
-                       error_detail=f"archive member extension is not in ingest.extensions", **common)
+                       error_detail="archive member extension is not in ingest.extensions", **common)
     if size > max_bytes:
         return _record(muri, fmt, error_reason=reasons.TOO_LARGE,
                        error_detail=f"{size} bytes exceeds ingest.max_bytes={max_bytes}", **common)

@@ -12,7 +12,6 @@ from pyspark.sql import functions as F
 from ptdm_spark import schemas
 
 
-
 def pixel_duplicates(images: DataFrame, run_id: str) -> DataFrame:
     """Images whose normalized pixels are identical (``pixel_sha256``): method ``pixel``, distance 0."""
     w = Window.partitionBy("pixel_sha256").orderBy(F.desc("pixels"), F.asc("image_id"))

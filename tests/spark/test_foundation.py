@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import ROOT, run_cli, overrides_for
+from tests.conftest import ROOT, overrides_for, run_cli
 
 pytestmark = pytest.mark.spark
 
