@@ -35,6 +35,18 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+class Clock:
+    """Progress lines with the time each step of a stage took (the stage's own profile)."""
+
+    def __init__(self, stage: str):
+        self.stage, self.last = stage, time.monotonic()
+
+    def lap(self, what: str) -> None:
+        now = time.monotonic()
+        log(f"[{self.stage}] {what} ({now - self.last:.1f}s)")
+        self.last = now
+
+
 # --- plumbing shared by the stages ---------------------------------------------------------------
 
 
@@ -130,19 +142,25 @@ class IngestInputs:
 def ingest(spark: "SparkSession", cfg: Config, run: Run, inputs: IngestInputs) -> dict[str, Any]:
     """Sources -> raw_images (+ rejects for objects that could not be read)."""
     resolved, manifest = inputs.sources, inputs.manifest
+    clock = Clock("ingest")
     read = sources.read_objects(spark, resolved, cfg.ingest, inputs.labels)
     objects = read.objects if manifest is None else sources.apply_manifest(read.objects, manifest)
 
-    log(f"[ingest] listing and reading {len(resolved)} source(s)")
+    clock.lap(f"listed {len(resolved)} source(s) and sorted the files by kind")
     expected = _stage(spark, read.expected_files, run, "expected")
+    clock.lap("staged the expected file list")
     staged = _stage(spark, objects, run, "objects")
+    clock.lap("read and staged the objects")
     raw = t_ingest.raw_images(staged, run.run_id)
     rejected = t_ingest.rejects(staged, run.run_id).unionByName(
         t_ingest.unreadable(expected, staged, staged.filter("error_reason IS NOT NULL"), run.run_id))
     rejected = _stage(spark, rejected, run, "rejects")
+    clock.lap("found the rejects")
 
     inserted = _write(spark, run, "raw_images", raw, ("source_uri", "image_id"))
+    clock.lap("wrote raw_images")
     _write(spark, run, "rejects", rejected, ("source_uri", "stage", "reason"))
+    clock.lap("wrote rejects")
 
     accepted = raw.count()
     reasons = _by(rejected, "reason")
@@ -176,11 +194,15 @@ def process(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
         parts = cores * max(2, math.ceil(todo_bytes / (32 << 20) / cores))
         processed = todo.repartition(parts).mapInPandas(
             udfs.process_images(Params.from_config(cfg.process), t_process.PASSTHROUGH), schemas.PROCESSED_OUT)
+        clock = Clock("process")
         processed = _stage(spark, processed, run, "processed")
+        clock.lap(f"decoded, scored and normalized in {parts} tasks")
         new_images = t_process.images(processed, cfg.process.quality, run.run_id)
         new_rejects = t_process.rejects(processed, run.run_id)
         inserted = _write(spark, run, "images", new_images, ("image_id",))
+        clock.lap("wrote images")
         _write(spark, run, "rejects", new_rejects, ("source_uri", "stage", "reason"))
+        clock.lap("wrote rejects")
         reasons = _by(new_rejects, "reason")
     else:
         inserted, reasons = 0, {}

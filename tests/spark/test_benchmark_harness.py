@@ -27,6 +27,6 @@ def test_harness_on_a_tiny_folder(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = md.read_text()
     assert "### tiny: 20 images (20 decoded by the baseline, 20 in images)" in text
-    assert "| ptdm process |" in text and "ratio pipeline/baseline" in text
+    assert "ptdm process |" in text and "ratio pipeline/baseline" in text
     jvm = float(text.split("JVM ")[1].split(" MB")[0])
     assert jvm > 100  # the sampler really found the driver JVM
