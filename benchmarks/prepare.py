@@ -29,19 +29,29 @@ SKIMAGE_WHEEL = "scikit-image==0.26.0"
 
 
 def fashion(n: int, out: Path) -> int:
-    """Write the first ``n`` Fashion-MNIST images (train, then test) as PNG files."""
+    """Write ``n`` Fashion-MNIST images (train, then test) as PNG files. Past 70,000, the set
+    repeats with one pixel changed per round, so that every file stays a distinct image."""
     written = 0
+    sets = []
     for prefix in ("train", "t10k"):
         imgs = parse_idx(gzip.open(f"{FASHION}/{prefix}-images-idx3-ubyte.gz").read())
         labels = parse_idx(gzip.open(f"{FASHION}/{prefix}-labels-idx1-ubyte.gz").read())
-        for i in range(len(imgs)):
-            if written >= n:
-                return written
-            d = out / FASHION_NAMES[int(labels[i])]
-            d.mkdir(parents=True, exist_ok=True)
-            ok, buf = cv2.imencode(".png", imgs[i])
-            (d / f"{prefix}-{i:05d}.png").write_bytes(buf.tobytes())
-            written += 1
+        sets.append((prefix, imgs, labels))
+    for rnd in range(n // 70000 + 1):
+        for prefix, imgs, labels in sets:
+            for i in range(len(imgs)):
+                if written >= n:
+                    return written
+                d = out / FASHION_NAMES[int(labels[i])]
+                d.mkdir(parents=True, exist_ok=True)
+                img = imgs[i]
+                if rnd:
+                    img = img.copy()
+                    img[0, 0] = (int(img[0, 0]) + rnd) % 256
+                ok, buf = cv2.imencode(".png", img)
+                suffix = f"-r{rnd}" if rnd else ""
+                (d / f"{prefix}-{i:05d}{suffix}.png").write_bytes(buf.tobytes())
+                written += 1
     return written
 
 
