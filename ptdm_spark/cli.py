@@ -104,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     _sources(p)
     _dataset(p)
 
+    p = add("upload", "copy a local folder of images into HDFS (WebHDFS; parallel, resumable)",
+            "Copy every file under LOCAL_DIR to HDFS_DIR over WebHDFS (landing.webhdfs_url). Files already "
+            "there with the same size are skipped, so a rerun finishes an interrupted upload. Then: "
+            "ptdm ingest hdfs://.../HDFS_DIR --dataset NAME")
+    p.add_argument("local_dir", metavar="LOCAL_DIR")
+    p.add_argument("hdfs_dir", metavar="HDFS_DIR", help="hdfs://host:port/path or /path")
     p = add("sql", "run a Spark SQL query and print the result",
             "Run QUERY against the catalog (databases = datasets) and print the rows.")
     p.add_argument("query", metavar="QUERY")
@@ -230,6 +236,16 @@ def _cmd_history(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
     return 0
 
 
+def _cmd_upload(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
+    from ptdm_spark.io import landing
+
+    lc = cfg.landing
+    res = landing.upload(args.local_dir, args.hdfs_dir, lc.webhdfs_url, lc.user or landing.default_user(), lc.workers)
+    print(f"upload: {res.files} files: {res.uploaded} copied ({res.bytes / 1e6:.1f} MB), "
+          f"{res.skipped} already there, {res.failed} failed")
+    return 1 if res.failed else 0
+
+
 def _cmd_spark_conf(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
     from ptdm_spark.session import spark_properties
 
@@ -255,6 +271,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config, list[str]], int]] = {
     "tables": _cmd_tables,
     "history": _cmd_history,
     "spark-conf": _cmd_spark_conf,
+    "upload": _cmd_upload,
 }
 
 

@@ -144,6 +144,13 @@ class ProcessConfig:
 
 
 @dataclass(frozen=True)
+class LandingConfig:
+    webhdfs_url: str
+    user: str
+    workers: int
+
+
+@dataclass(frozen=True)
 class DedupeConfig:
     methods: tuple[str, ...]
 
@@ -187,6 +194,7 @@ class Config:
     spark: SparkConfig
     ingest: IngestConfig
     process: ProcessConfig
+    landing: LandingConfig
     dedupe: DedupeConfig
     curate: CurateConfig
     profile: str = "local"
