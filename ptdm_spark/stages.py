@@ -265,6 +265,7 @@ def run_command(command: str, args: argparse.Namespace, cfg: Config, argv: list[
             spark, cfg.lakehouse.table_path(dataset, "raw_images")):
         raise UsageError(f"unknown dataset {dataset!r}: nothing ingested under {cfg.lakehouse.root_uri}/{dataset} "
                          f"(run: ptdm ingest SOURCE --dataset {dataset})")
+    _check_writable(spark, cfg.lakehouse.table_path(dataset, "_staging"))
     steps = list(STAGES) if command == "run" else [command]
     inputs = IngestInputs.prepare(spark, cfg, args.sources, args.labels) if "ingest" in steps else None
     for step in steps:
@@ -276,6 +277,23 @@ def run_command(command: str, args: argparse.Namespace, cfg: Config, argv: list[
     if command == "run":
         report.accounting(spark, cfg, dataset)
     return 0
+
+
+def _check_writable(spark: "SparkSession", uri: str) -> None:
+    """Create and delete a probe file under the dataset: a read-only or broken lakehouse stops
+    the command with one line before any table is touched."""
+    import uuid
+
+    jvm = spark._jvm
+    probe = jvm.org.apache.hadoop.fs.Path(f"{uri}/_probe-{uuid.uuid4().hex}")
+    try:
+        fs = probe.getFileSystem(spark._jsc.hadoopConfiguration())
+        fs.create(probe, True).close()
+        fs.delete(probe, False)
+    except Exception as exc:  # py4j carries the JVM's IOException (permission, not a folder, ...)
+        first = str(exc).strip().splitlines()
+        detail = next((ln for ln in first if "Exception" in ln), first[0] if first else type(exc).__name__)
+        raise UsageError(f"the lakehouse is not writable at {uri}: {detail.strip()[:200]}") from None
 
 
 def _precheck_sources(srcs: list[str]) -> None:

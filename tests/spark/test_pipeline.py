@@ -280,3 +280,22 @@ def test_objects_over_the_byte_limit_are_rejected_at_ingest(spark, cfg, tmp_path
     rej = {r.source_uri.rsplit("/", 1)[-1]: (r.reason, r.stage) for r in table(spark, cfg, "bytelimit", "rejects").collect()}
     assert rej == {"large.png": ("too_large", "ingest")}
     assert [r.source_uri.rsplit("/", 1)[-1] for r in table(spark, cfg, "bytelimit", "raw_images").collect()] == ["small.png"]
+
+
+def test_unwritable_lakehouse_is_one_clear_error_and_no_commit(tmp_path):
+    """A lakehouse root that cannot be written (here: a file where a folder should be; root
+    ignores permission bits) stops with one line, exit 2, before any table exists."""
+    from tests.conftest import overrides_for, run_cli
+
+    src = tmp_path / "src" / "a"
+    src.mkdir(parents=True)
+    (src / "0.png").write_bytes(encode(photo(80)))
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    sets = [a for o in overrides_for(blocker) for a in ("--set", o)]
+    sets += ["--set", f"lakehouse.catalog_dir={tmp_path / 'cat'}"]
+    proc = run_cli("run", str(tmp_path / "src"), "--dataset", "ro", *sets)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower()]
+    assert len(errors) == 1 and "not writable" in errors[0], proc.stderr[-2000:]
+    assert blocker.read_text() == "x"
