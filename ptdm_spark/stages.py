@@ -265,9 +265,9 @@ def run_command(command: str, args: argparse.Namespace, cfg: Config, argv: list[
             spark, cfg.lakehouse.table_path(dataset, "raw_images")):
         raise UsageError(f"unknown dataset {dataset!r}: nothing ingested under {cfg.lakehouse.root_uri}/{dataset} "
                          f"(run: ptdm ingest SOURCE --dataset {dataset})")
-    _check_writable(spark, cfg.lakehouse.table_path(dataset, "_staging"))
     steps = list(STAGES) if command == "run" else [command]
     inputs = IngestInputs.prepare(spark, cfg, args.sources, args.labels) if "ingest" in steps else None
+    _check_writable(spark, cfg.lakehouse.table_path(dataset, "_staging"))  # the last check; then writes
     for step in steps:
         with job(spark, cfg, step, dataset, argv) as run:
             if step == "ingest":
