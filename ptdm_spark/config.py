@@ -239,7 +239,7 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any], prefix: str = "") -> d
     out = dict(base)
     for k, v in over.items():
         if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            if _is_free_mapping(prefix + k):  # free keys: merged one level (set a ratio to 0 to drop a split)
+            if prefix + k in _FREE_MAPPINGS:  # free keys: merged one level (set a ratio to 0 to drop a split)
                 out[k] = {**out[k], **v}
             else:
                 out[k] = _merge(dict(out[k]), v, prefix + k + ".")
@@ -250,10 +250,6 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any], prefix: str = "") -> d
 
 # Mapping-typed keys whose own keys are free (not validated against a dataclass).
 _FREE_MAPPINGS = {"spark.conf", "curate.splits"}
-
-
-def _is_free_mapping(key: str) -> bool:
-    return key in _FREE_MAPPINGS
 
 
 def parse_set(item: str) -> tuple[list[str], Any]:

@@ -10,7 +10,7 @@ import subprocess
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ptdm_spark import __version__
 from ptdm_spark.config import Config
@@ -109,6 +109,3 @@ def _user() -> str:
     except (KeyError, OSError):
         return os.environ.get("USER", "unknown")
 
-
-def as_dict(run: Run) -> dict[str, Any]:
-    return {"run_id": run.run_id, "job": run.job, "dataset": run.dataset, "counts": run.counts}

@@ -78,9 +78,7 @@ def _staging(run: Run, name: str) -> str:
 
 
 def _drop_staging(spark: "SparkSession", run: Run) -> None:
-    jvm = spark._jvm
-    path = jvm.org.apache.hadoop.fs.Path(f"{run.table_path('_staging')}/{run.run_id}")
-    fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
+    fs, path = sources.hadoop_fs(spark, f"{run.table_path('_staging')}/{run.run_id}")
     if fs.exists(path):
         fs.delete(path, True)
 
@@ -284,10 +282,8 @@ def _check_writable(spark: "SparkSession", uri: str) -> None:
     the command with one line before any table is touched."""
     import uuid
 
-    jvm = spark._jvm
-    probe = jvm.org.apache.hadoop.fs.Path(f"{uri}/_probe-{uuid.uuid4().hex}")
     try:
-        fs = probe.getFileSystem(spark._jsc.hadoopConfiguration())
+        fs, probe = sources.hadoop_fs(spark, f"{uri}/_probe-{uuid.uuid4().hex}")
         fs.create(probe, True).close()
         fs.delete(probe, False)
     except Exception as exc:  # py4j carries the JVM's IOException (permission, not a folder, ...)
@@ -299,10 +295,9 @@ def _check_writable(spark: "SparkSession", uri: str) -> None:
 def _precheck_sources(srcs: list[str]) -> None:
     """Local paths are checked before Spark starts (fast one-line error); URIs after."""
     import os
-    import re
 
     for s in srcs:
-        if not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", s) and not os.path.exists(os.path.expanduser(s)):
+        if not sources.is_uri(s) and not os.path.exists(os.path.expanduser(s)):
             raise UsageError(f"no such source: {s}")
 
 

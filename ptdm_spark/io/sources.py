@@ -34,10 +34,19 @@ class Source:
     is_dir: bool
 
 
-def _fs(spark: "SparkSession", uri: str):
-    jvm = spark._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
+URI_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def is_uri(source: str) -> bool:
+    """``hdfs://...``, ``file://...``: anything else is a local path."""
+    return bool(URI_RE.match(source))
+
+
+def hadoop_fs(spark: "SparkSession", uri: str):
+    """(Hadoop FileSystem, Path) for ``uri``, through the session's JVM and Hadoop conf."""
+    path = spark._jvm.org.apache.hadoop.fs.Path(uri)
     return path.getFileSystem(spark._jsc.hadoopConfiguration()), path
+
 
 
 def resolve(spark: "SparkSession", sources: list[str]) -> list[Source]:
@@ -46,9 +55,9 @@ def resolve(spark: "SparkSession", sources: list[str]) -> list[Source]:
 
     out = []
     for s in sources:
-        uri = s if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", s) else os.path.abspath(os.path.expanduser(s))
+        uri = s if is_uri(s) else os.path.abspath(os.path.expanduser(s))
         try:
-            fs, path = _fs(spark, uri)
+            fs, path = hadoop_fs(spark, uri)
             exists = fs.exists(path)
         except Exception as exc:  # py4j wraps the JVM's IOException / IllegalArgumentException
             raise UsageError(f"cannot open source {s}: {str(exc).splitlines()[0][:200]}") from None
@@ -167,7 +176,7 @@ def read_objects(spark: "SparkSession", sources: list[Source], cfg: IngestConfig
         else:
             kind = kind_of(posixpath.basename(root), cfg)
             if kind != "image":
-                fs, path = _fs(spark, root)
+                fs, path = hadoop_fs(spark, root)
                 side_files.append((root, kind, fs.getFileStatus(path).getLen()))
                 continue
             images = _binary(spark, root, cfg, recursive=False)
@@ -303,7 +312,7 @@ def _side_objects(spark: "SparkSession", side_files: list[tuple[str, str, int]],
 
 
 def _exists(spark: "SparkSession", uri: str) -> bool:
-    fs, path = _fs(spark, uri)
+    fs, path = hadoop_fs(spark, uri)
     return bool(fs.exists(path))
 
 
