@@ -125,9 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("table", nargs="?", metavar="TABLE", help="only this table")
     p.add_argument("--limit", type=int, default=20, metavar="N", help="commits per table (default 20)")
-    add("spark-conf", "print the Spark properties ptdm uses (for spark-sql / spark-submit)",
-        "Print ptdm's Spark properties in spark-defaults format, e.g.\n"
-        "  spark-sql --properties-file <(ptdm spark-conf)")
+    p = add("spark-conf", "print the Spark properties ptdm uses (for spark-sql / spark-submit)",
+            "Print ptdm's Spark properties in spark-defaults format, e.g.\n"
+            "  spark-sql --properties-file <(ptdm spark-conf) -i <(ptdm spark-conf --functions)")
+    p.add_argument("--functions", action="store_true",
+                   help="print instead the SQL that defines ptdm's SQL functions (hamming), for spark-sql -i")
     return parser
 
 
@@ -247,8 +249,11 @@ def _cmd_upload(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
 
 
 def _cmd_spark_conf(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
-    from ptdm_spark.session import spark_properties
+    from ptdm_spark.session import SQL_FUNCTIONS, spark_properties
 
+    if args.functions:
+        print(";\n".join(SQL_FUNCTIONS) + ";")
+        return 0
     for key, value in spark_properties(cfg.spark, cfg.lakehouse).items():
         print(f"{key} {value}")
     return 0

@@ -150,16 +150,6 @@ class LandingConfig:
     workers: int
 
 
-@dataclass(frozen=True)
-class DedupeConfig:
-    methods: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        bad = [m for m in self.methods if m not in ("pixel",)]
-        if bad:
-            raise ConfigError(f"dedupe.methods: unknown method {bad[0]!r} (available: pixel)")
-
-
 QUALITY_FLAGS = (
     "blurry",
     "dark",
@@ -173,10 +163,45 @@ QUALITY_FLAGS = (
 
 
 @dataclass(frozen=True)
+class PhashConfig:
+    max_distance: int
+    blocks: int
+    min_side: int
+    skip_flags: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_distance <= 32:
+            raise ConfigError("dedupe.phash.max_distance: must be between 0 and 32")
+        if not self.max_distance < self.blocks <= 64:
+            raise ConfigError(f"dedupe.phash.blocks: must be more than max_distance ({self.max_distance}) "
+                              "and at most 64")
+        bad = [f for f in self.skip_flags if f not in QUALITY_FLAGS]
+        if bad:
+            raise ConfigError(f"dedupe.phash.skip_flags: unknown flag {bad[0]!r} (known: {', '.join(QUALITY_FLAGS)})")
+
+
+@dataclass(frozen=True)
+class DedupeConfig:
+    methods: tuple[str, ...]
+    phash: PhashConfig
+
+    def __post_init__(self) -> None:
+        bad = [m for m in self.methods if m not in ("pixel", "phash")]
+        if bad:
+            raise ConfigError(f"dedupe.methods: unknown method {bad[0]!r} (available: pixel, phash)")
+
+
+
+
+SPLIT_SOURCES = ("ignore", "keep")
+
+
+@dataclass(frozen=True)
 class CurateConfig:
     exclude_flags: tuple[str, ...]
     splits: Mapping[str, float]
     seed: str
+    source_splits: str
 
     def __post_init__(self) -> None:
         bad = [f for f in self.exclude_flags if f not in QUALITY_FLAGS]
@@ -186,6 +211,8 @@ class CurateConfig:
             raise ConfigError("curate.splits: needs at least one split with a non-negative ratio")
         if abs(sum(self.splits.values()) - 1.0) > 1e-6:
             raise ConfigError(f"curate.splits: ratios must add up to 1 (they add up to {sum(self.splits.values()):g})")
+        if self.source_splits not in SPLIT_SOURCES:
+            raise ConfigError(f"curate.source_splits: {self.source_splits!r} is not one of {', '.join(SPLIT_SOURCES)}")
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,19 @@ def process_summary(c: Mapping[str, Any], reasons: Mapping[str, int]) -> None:
 
 
 def dedupe_summary(c: Mapping[str, Any], by_method: Mapping[str, int]) -> None:
-    _out(f"dedupe: {c['images']} images; duplicates by method: {_reasons(by_method)}")
+    near = ""
+    if "hashes" in c:
+        near = (f"; pHash search: {c['hashes_new']} new of {c['hashes']} distinct hashes, "
+                f"{c.get('pairs_new', 0)} new near pair(s), {c['pairs']} in all")
+    _out(f"dedupe: {c['images']} images; duplicates by method: {_reasons(by_method)}; "
+         f"{c['groups']} duplicate groups (largest {c['largest_group']}); "
+         f"{c['label_conflicts']} with conflicting labels (see label_conflicts){near}")
 
 
 def curate_summary(c: Mapping[str, Any], splits: Mapping[str, int]) -> None:
-    _out(f"curate: {c['curated']} curated images; splits: {_reasons(splits)}")
+    _out(f"curate: {c['curated']} curated images; splits: {_reasons(splits)}; "
+         f"{c['split_assigned']} image(s) given a split this run; "
+         f"{c['leaking']} outside train with a duplicate in train (see leakage)")
 
 
 def accounting(spark: "SparkSession", cfg: "Config", dataset: str) -> dict[str, Any]:

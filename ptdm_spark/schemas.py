@@ -21,7 +21,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-TABLES = ("raw_images", "images", "rejects", "duplicates", "curated", "runs")
+TABLES = ("raw_images", "images", "rejects", "duplicates", "label_conflicts", "phash_index", "phash_pairs",
+          "splits", "leakage", "curated", "runs")
 
 
 def _s(*fields: tuple) -> StructType:
@@ -48,6 +49,7 @@ RAW_IMAGES = _s(
     ("content", BinaryType(), False),
     ("size_bytes", LongType(), False),
     ("label", StringType(), True),
+    ("source_split", StringType(), True),  # the split the source itself declares (train/t10k files, manifest)
     ("source_modified_at", TimestampType(), True),
     ("run_id", StringType(), False),
     ("ingested_at", TimestampType(), False),
@@ -96,6 +98,7 @@ PROCESSED_OUT = StructType(
     + [
         StructField("label", StringType(), True),
         StructField("labels", ArrayType(StringType()), True),
+        StructField("source_split", StringType(), True),
         StructField("source_uri", StringType(), True),
         StructField("source_count", IntegerType(), True),
     ]
@@ -105,6 +108,7 @@ IMAGES = _s(
     ("image_id", StringType(), False),
     ("label", StringType(), True),
     ("labels", ArrayType(StringType()), True),  # every distinct label its source objects carry
+    ("source_split", StringType(), True),
     ("source_uri", StringType(), False),  # the first (smallest) source_uri with these bytes
     ("source_count", IntegerType(), False),
     ("format", StringType(), False),
@@ -131,11 +135,59 @@ IMAGES = _s(
     ("processed_at", TimestampType(), False),
 )
 
+# One row per image that is not the kept image of its duplicate component. kept_id names the
+# component. method: pixel (same normalized pixels as the kept image) | phash (near duplicate);
+# distance: Hamming distance of its pHash to the kept image's (0 for pixel).
 DUPLICATES = _s(
     ("image_id", StringType(), False),
     ("kept_id", StringType(), False),
-    ("method", StringType(), False),  # pixel (phash: near duplicates, later)
+    ("method", StringType(), False),
     ("distance", IntegerType(), False),
+    ("run_id", StringType(), False),
+)
+
+# Components whose members carry more than one label: label noise, for a human to look at.
+LABEL_CONFLICTS = _s(
+    ("kept_id", StringType(), False),
+    ("members", IntegerType(), False),
+    ("labels", ArrayType(StringType()), False),
+    ("image_ids", ArrayType(StringType()), False),
+    ("run_id", StringType(), False),
+)
+
+# Every pHash value already searched for near duplicates, and at which threshold: a later run
+# compares only new hashes (against all), never old pairs again.
+PHASH_INDEX = _s(
+    ("phash", LongType(), False),
+    ("max_distance", IntegerType(), False),
+    ("run_id", StringType(), False),
+)
+
+# Verified near-duplicate edges between distinct pHash values (a < b), the graph of components.
+PHASH_PAIRS = _s(
+    ("a", LongType(), False),
+    ("b", LongType(), False),
+    ("distance", IntegerType(), False),
+    ("run_id", StringType(), False),
+)
+
+# The split of every image, decided once: rows are only ever inserted, so an image never moves.
+# origin: source (the dataset's own split) | component (joined a component that had a split)
+# | assigned (new component, stratified by label).
+SPLITS = _s(
+    ("image_id", StringType(), False),
+    ("split", StringType(), False),
+    ("origin", StringType(), False),
+    ("run_id", StringType(), False),
+    ("assigned_at", TimestampType(), False),
+)
+
+# Images outside train whose duplicate component has a member in train.
+LEAKAGE = _s(
+    ("image_id", StringType(), False),
+    ("split", StringType(), False),
+    ("kept_id", StringType(), False),
+    ("train_ids", ArrayType(StringType()), False),
     ("run_id", StringType(), False),
 )
 

@@ -86,6 +86,14 @@ def spark_properties(spark_cfg: SparkConfig, lakehouse: LakehouseConfig, *, unde
     return props
 
 
+# SQL functions every ptdm session (and scripts/spark-sql.sh) defines, for analysts.
+SQL_FUNCTIONS = (
+    "CREATE OR REPLACE TEMPORARY FUNCTION hamming(a BIGINT, b BIGINT) RETURNS INT "
+    "COMMENT 'Hamming distance of two 64-bit hashes (images.phash, images.dhash): the bits that differ' "
+    "RETURN CAST(bit_count(a ^ b) AS INT)",
+)
+
+
 def get_session(spark_cfg: SparkConfig, lakehouse: LakehouseConfig) -> "SparkSession":
     """Return the process's SparkSession, building it on first use.
 
@@ -122,4 +130,6 @@ def get_session(spark_cfg: SparkConfig, lakehouse: LakehouseConfig) -> "SparkSes
         builder = builder.config(key, value)
     spark = builder.enableHiveSupport().getOrCreate()
     spark.sparkContext.setLogLevel(spark_cfg.log_level.upper())
+    for statement in SQL_FUNCTIONS:
+        spark.sql(statement)
     return spark

@@ -219,28 +219,120 @@ def _size_batches(spark: "SparkSession", cfg: Config, n: int, total_bytes: int) 
 
 
 def dedupe(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
-    """images -> duplicates (method pixel: identical normalized pixels)."""
+    """images -> duplicates (pixel: identical pixels; phash: near duplicates) + label_conflicts."""
+    from pyspark.sql import functions as F
+
+    d = cfg.dedupe
     images = _read(spark, run, "images")
-    dups = t_dedupe.pixel_duplicates(images, run.run_id)
-    _write(spark, run, "duplicates", dups, ("image_id", "method"), update_when_changed=("kept_id", "distance"),
-           delete_missing=True, delete_condition="t.method = 'pixel'")
-    by_method = _by(_read(spark, run, "duplicates"), "method")
-    run.counts.update(images=images.count(), **{f"duplicates_{k}": v for k, v in by_method.items()})
+    clock = Clock("dedupe")
+    eligible, node_comp = None, None
+    if "phash" in d.methods:
+        eligible = t_dedupe.phash_eligible(images, d.phash.min_side, d.phash.skip_flags)
+        node_comp = _near_duplicate_graph(spark, cfg, run, images.filter(eligible).select("phash").distinct(), clock)
+    cols = ("image_id", "width", "height", "pixel_sha256", "phash", "label", "labels", "flags")
+    members = _stage(spark, t_dedupe.members(images.select(*cols), node_comp, eligible, "pixel" in d.methods)
+                     .select(*cols, "comp"), run, "members")
+    dups = _stage(spark, t_dedupe.duplicates(members, run.run_id), run, "duplicates")
+    clock.lap("grouped the images into components")
+    _write(spark, run, "duplicates", dups, ("image_id",), update_when_changed=("kept_id", "method", "distance"),
+           delete_missing=True)
+    conflicts = _stage(spark, t_dedupe.label_conflicts(members, dups, run.run_id), run, "conflicts")
+    _write(spark, run, "label_conflicts", conflicts, ("kept_id",),
+           update_when_changed=("members", "labels", "image_ids"), delete_missing=True)
+    clock.lap("wrote duplicates and label_conflicts")
+
+    by_method = _by(dups, "method")
+    sizes = dups.groupBy("kept_id").agg((F.count(F.lit(1)) + 1).alias("n")).agg(
+        F.count(F.lit(1)).alias("groups"), F.max("n").alias("largest")).first()
+    run.counts.update(images=members.count(), groups=int(sizes["groups"]), largest_group=int(sizes["largest"] or 0),
+                      label_conflicts=conflicts.count(), **{f"duplicates_{k}": v for k, v in by_method.items()})
     report.dedupe_summary(run.counts, by_method)
     return run.counts
 
 
+def _near_duplicate_graph(spark: "SparkSession", cfg: Config, run: Run, hashes: "DataFrame",
+                          clock: Clock) -> "DataFrame | None":
+    """Search the new pHashes against all (banded keys), store the verified pairs, and return the
+    components of every stored pair among ``hashes`` as (node, comp); None without any pair."""
+    from pyspark.sql import functions as F
+
+    from ptdm_spark.imaging import hashing
+
+    p = cfg.dedupe.phash
+    index = _read(spark, run, "phash_index", schemas.PHASH_INDEX).filter(F.col("max_distance") >= p.max_distance)
+    hashes = _stage(spark, hashes.join(index.select("phash", F.lit(False).alias("is_new")), "phash", "left")
+                    .fillna(True, ["is_new"]), run, "hashes")
+    n = {bool(r[0]): int(r[1]) for r in hashes.groupBy("is_new").count().collect()}
+    new, old = n.get(True, 0), n.get(False, 0)
+    log(f"[dedupe] {new} new pHash value(s) to search against {new + old}")
+    if new:
+        masks = hashing.band_masks(p.max_distance, p.blocks)
+        parts = max(2 * spark.sparkContext.defaultParallelism, math.ceil((new + old) * len(masks) / 2_000_000))
+        found = _stage(spark, t_dedupe.near_pairs(hashes, masks, p.max_distance, parts, run.run_id, all_new=not old),
+                       run, "pairs")
+        run.counts["pairs_new"] = _write(spark, run, "phash_pairs", found, ("a", "b"))
+        searched = hashes.filter("is_new").select("phash", F.lit(p.max_distance).alias("max_distance"),
+                                                   F.lit(run.run_id).alias("run_id"))
+        _write(spark, run, "phash_index", schemas.conform(searched, schemas.PHASH_INDEX), ("phash",),
+               update_when_changed=("max_distance",))
+        clock.lap(f"searched {new} new hash(es): {len(masks)} band keys each, {parts} tasks")
+    run.counts.update(hashes=new + old, hashes_new=new)
+    pairs = _read(spark, run, "phash_pairs", schemas.PHASH_PAIRS).filter(F.col("distance") <= p.max_distance)
+    known = hashes.select("phash")
+    pairs = (pairs.join(known.withColumnRenamed("phash", "a"), "a", "left_semi")
+             .join(known.withColumnRenamed("phash", "b"), "b", "left_semi").select("a", "b"))
+    pairs = _stage(spark, pairs, run, "edges")
+    run.counts["pairs"] = pairs.count()
+    if not run.counts["pairs"]:
+        return None
+    comps = t_dedupe.components(pairs, lambda df, i: _stage(spark, df, run, f"components-{i}"))
+    clock.lap(f"components of {run.counts['pairs']} near-duplicate pair(s)")
+    return comps
+
+
 def curate(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
-    """images - duplicates - excluded flags -> curated, with a deterministic split."""
+    """Splits (per component, stable, stratified) -> splits + leakage; images - duplicates -
+    excluded flags -> curated."""
+    from pyspark.sql import functions as F
+
+    c = cfg.curate
     images = _read(spark, run, "images")
     dups = _read(spark, run, "duplicates", schemas.DUPLICATES)
-    c = cfg.curate
-    cur = t_curate.curated(images, dups, c.exclude_flags, c.splits, c.seed, run.run_id)
+    old = _read(spark, run, "splits", schemas.SPLITS)
+    members = _stage(spark, t_curate.with_components(
+        images.select("image_id", "label", "source_split", "flags", "width", "height", "channels", "pixel_sha256",
+                      "source_uri"), dups), run, "members")
+
+    placed = _stage(spark, t_curate.assign(members, old, c.source_splits == "keep"), run, "assign")
+    pending = placed.filter(F.col("split").isNull())
+    new_by_stratum = _by(pending.filter("eligible").withColumn("stratum", t_curate.stratum(F.col("label"))), "stratum")
+    if new_by_stratum:
+        have = (members.filter("eligible").join(old.select("image_id", "split"), "image_id")
+                .groupBy(t_curate.stratum(F.col("label")).alias("stratum"), "split").count().collect())
+        existing: dict[str, dict[str, int]] = {}
+        for r in have:
+            existing.setdefault(r["stratum"], {})[r["split"]] = int(r["count"])
+        ranges = [(st, sp, lo, hi) for st, rs in t_curate.quotas(existing, new_by_stratum, c.splits).items()
+                  for sp, lo, hi in rs]
+        ranges_df = spark.createDataFrame(ranges, "stratum string, split string, lo long, hi long")
+        fresh = t_curate.assign_new(pending, ranges_df, c.seed)
+    else:
+        fresh = spark.createDataFrame([], "image_id string, split string, origin string")
+    new_splits = placed.filter(F.col("split").isNotNull()).select("image_id", "split", "origin").unionByName(fresh)
+    run.counts["split_assigned"] = _write(spark, run, "splits", t_curate.split_rows(new_splits, run.run_id),
+                                          ("image_id",))
+    splits = _read(spark, run, "splits")
+    leaks = _stage(spark, t_curate.leakage(members, splits, run.run_id), run, "leakage")
+    _write(spark, run, "leakage", leaks, ("image_id",), update_when_changed=("split", "kept_id", "train_ids"),
+           delete_missing=True)
+
+    cur = t_curate.curated(members, splits, images, c.exclude_flags, run.run_id)
     _write(spark, run, "curated", cur, ("image_id",),
            update_when_changed=("label", "split", "pixel_sha256", "flags"), delete_missing=True)
-    splits = _by(_read(spark, run, "curated"), "split")
-    run.counts.update(curated=sum(splits.values()), **{f"split_{k}": v for k, v in splits.items()})
-    report.curate_summary(run.counts, splits)
+    by_split = _by(_read(spark, run, "curated"), "split")
+    run.counts.update(curated=sum(by_split.values()), leaking=leaks.count(),
+                      **{f"split_{k}": v for k, v in by_split.items()})
+    report.curate_summary(run.counts, by_split)
     return run.counts
 
 

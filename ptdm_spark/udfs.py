@@ -130,3 +130,41 @@ def process_images(params: Params, passthrough: tuple[str, ...], max_rows: int =
         yield from _chunks(records(), columns, max_rows, max_out_bytes)
 
     return fn
+
+
+def bucket_pairs(max_distance: int) -> MapFn:
+    """Rows (band, key, phash, is_new), sorted by (band, key) within the partition -> verified
+    near pairs (a, b, distance) from every bucket that holds a new hash.
+
+    A bucket may straddle two Arrow batches: the last bucket of a batch is held back and joined
+    to the next one, so memory stays one batch plus one bucket.
+    """
+    from ptdm_spark.imaging import hashing
+
+    def pairs(df: pd.DataFrame) -> Iterator[pd.DataFrame]:
+        band, key = df["band"].to_numpy(), df["key"].to_numpy()
+        h, new = df["phash"].to_numpy(np.int64), df["is_new"].to_numpy(bool)
+        starts = np.concatenate([[0], np.flatnonzero((band[1:] != band[:-1]) | (key[1:] != key[:-1])) + 1])
+        ends = np.append(starts[1:], len(df))
+        has_new = np.add.reduceat(new.astype(np.int64), starts) > 0
+        for s, e in zip(starts[has_new & (ends - starts > 1)], ends[has_new & (ends - starts > 1)]):
+            for a, b, d in hashing.bucket_pairs(h[s:e], new[s:e], max_distance):
+                yield pd.DataFrame({"a": a, "b": b, "distance": d})
+
+    def fn(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        carry: pd.DataFrame | None = None
+        for batch in batches:
+            if carry is not None and len(carry):
+                batch = pd.concat([carry, batch], ignore_index=True)
+            if batch.empty:
+                continue
+            band, key = batch["band"].to_numpy(), batch["key"].to_numpy()
+            last = (band == band[-1]) & (key == key[-1])
+            cut = int(np.argmax(last))  # the sorted batch's last bucket starts here
+            carry = batch.iloc[cut:]
+            if cut:
+                yield from pairs(batch.iloc[:cut].reset_index(drop=True))
+        if carry is not None and len(carry):
+            yield from pairs(carry.reset_index(drop=True))
+
+    return fn

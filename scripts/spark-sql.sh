@@ -13,7 +13,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 PROPS="$(mktemp)"
-trap 'rm -f "$PROPS"' EXIT
+INIT="$(mktemp)"
+trap 'rm -f "$PROPS" "$INIT"' EXIT
 "$ROOT/.venv/bin/ptdm" spark-conf "${PTDM_ARGS[@]}" > "$PROPS"
+"$ROOT/.venv/bin/ptdm" spark-conf --functions > "$INIT"   # hamming(a, b) and friends
 export SPARK_HOME="${SPARK_HOME:-$("$ROOT/.venv/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')}"
-"$ROOT/.venv/bin/spark-sql" --properties-file "$PROPS" -S "$@"
+"$ROOT/.venv/bin/spark-sql" --properties-file "$PROPS" -i "$INIT" -S "$@"

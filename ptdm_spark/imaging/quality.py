@@ -66,6 +66,3 @@ def dhash(grey: np.ndarray) -> int:
     thumb = cv2.resize(grey, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
     return _bits_to_int64(thumb[:, :-1] > thumb[:, 1:])
 
-
-def hamming(a: int, b: int) -> int:
-    return bin((a ^ b) & 0xFFFFFFFFFFFFFFFF).count("1")

@@ -90,7 +90,8 @@ def merge_into(
         writer.save(path)
         return
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    merge = DeltaTable.forPath(spark, path).alias("t").merge(df.alias("s"), cond)
+    # Schema evolution: a table written by an older ptdm gains the columns added since.
+    merge = DeltaTable.forPath(spark, path).alias("t").merge(df.alias("s"), cond).withSchemaEvolution()
     if update_when_changed:
         changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in update_when_changed)
         merge = merge.whenMatchedUpdateAll(condition=changed)

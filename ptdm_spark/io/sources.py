@@ -351,20 +351,26 @@ def read_manifest(spark: "SparkSession", path: str) -> "DataFrame":
     missing = [c for c in ("path", "label") if c not in df.columns]
     if missing:
         raise UsageError(f"--labels {path}: the manifest has no column {missing[0]!r} (needs path and label)")
-    return df.select(F.col("path").cast("string").alias("m_path"), F.col("label").cast("string").alias("m_label"))
+    split = F.col("split").cast("string") if "split" in df.columns else F.lit(None).cast("string")
+    return df.select(F.col("path").cast("string").alias("m_path"), F.col("label").cast("string").alias("m_label"),
+                     split.alias("m_split"))
 
 
 def apply_manifest(objects: "DataFrame", manifest: "DataFrame") -> "DataFrame":
-    """Label objects from the manifest: its ``path`` matches ``rel_path``, or the full URI / path."""
+    """Label objects from the manifest: its ``path`` matches ``rel_path``, or the full URI / path.
+    Its optional ``split`` column becomes the objects' ``source_split`` (an extra column)."""
     from pyspark.sql import functions as F
 
     m = manifest.withColumn("m_path", F.regexp_replace("m_path", r"^\./", "")).dropDuplicates(["m_path"])
-    by_rel = m.withColumnRenamed("m_path", "k_rel").withColumnRenamed("m_label", "label_rel")
-    by_abs = m.withColumnRenamed("m_path", "k_abs").withColumnRenamed("m_label", "label_abs")
+    by_rel = m.select(F.col("m_path").alias("k_rel"), F.col("m_label").alias("label_rel"),
+                      F.col("m_split").alias("split_rel"))
+    by_abs = m.select(F.col("m_path").alias("k_abs"), F.col("m_label").alias("label_abs"),
+                      F.col("m_split").alias("split_abs"))
     plain = F.regexp_replace("source_uri", r"^file:(//)?", "")
     out = (
         objects.join(F.broadcast(by_rel), objects.rel_path == by_rel.k_rel, "left")
         .join(F.broadcast(by_abs), (objects.source_uri == by_abs.k_abs) | (plain == by_abs.k_abs), "left")
         .withColumn("label", F.coalesce("label_rel", "label_abs"))
+        .withColumn("source_split", F.lower(F.coalesce("split_rel", "split_abs")))
     )
-    return schemas.conform(out, schemas.OBJECTS)
+    return out.select(*schemas.OBJECTS.fieldNames(), "source_split")

@@ -1,28 +1,148 @@
 """Duplicates, found and recorded (phase one); ``curate`` removes them (phase two).
 
-The kept image of a group is chosen by a stated, deterministic rule: the largest original
-resolution (width x height), then the smallest ``image_id``.
+Images are grouped into *components*: images with identical normalized pixels, plus (method
+``phash``) images whose pHashes are linked by a chain of near-duplicate pairs. The pairs come
+from banded hash keys (see :mod:`ptdm_spark.imaging.hashing`), never from all pairs; the
+components are computed in Spark by label propagation.
+
+The kept image of a component is chosen by a stated, deterministic rule: the largest original
+resolution (width x height), then the smallest ``image_id``. Every other member is a
+``duplicates`` row naming it.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Window
+from collections.abc import Callable, Sequence
+
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from ptdm_spark import schemas
+from ptdm_spark import schemas, udfs
 
 
-def pixel_duplicates(images: DataFrame, run_id: str) -> DataFrame:
-    """Images whose normalized pixels are identical (``pixel_sha256``): method ``pixel``, distance 0."""
-    w = Window.partitionBy("pixel_sha256").orderBy(F.desc("pixels"), F.asc("image_id"))
+def phash_eligible(images: DataFrame, min_side: int, skip_flags: Sequence[str]) -> Column:
+    """Images whose pHash means something: big enough for the 32x32 hash thumbnail, and not
+    near-constant or low-information (their hashes are noise, and would chain unrelated images
+    into giant components)."""
+    ok = F.col("phash").isNotNull() & (F.least("width", "height") >= min_side)
+    if skip_flags:
+        ok = ok & ~F.arrays_overlap("flags", F.array(*[F.lit(f) for f in skip_flags]))
+    return ok
+
+
+def band_rows(hashes: DataFrame, masks: Sequence[int]) -> DataFrame:
+    """(phash, is_new) -> one row per band key: (band, key = phash & mask, phash, is_new)."""
+    bands = F.array(*[F.struct(F.lit(i).alias("band"), F.lit(m).cast("long").alias("mask"))
+                      for i, m in enumerate(masks)])
+    return (hashes.select("phash", "is_new", F.explode(bands).alias("b"))
+            .select(F.col("b.band").alias("band"), (F.col("phash").bitwiseAND(F.col("b.mask"))).alias("key"),
+                    "phash", "is_new"))
+
+
+def near_pairs(hashes: DataFrame, masks: Sequence[int], max_distance: int, partitions: int,
+               run_id: str, all_new: bool) -> DataFrame:
+    """Verified pairs (a < b) of distinct hashes within ``max_distance``, at least one of them new.
+
+    Args:
+        hashes: distinct (phash, is_new); old hashes were searched by an earlier run.
+        masks: the band masks (``hashing.band_masks``).
+        partitions: buckets are spread over this many tasks.
+        all_new: nothing was searched before (skips keeping only buckets that hold a new hash).
+    """
+    rows = band_rows(hashes, masks)
+    if not all_new:
+        new_keys = rows.filter("is_new").select("band", "key").distinct()
+        rows = rows.join(new_keys, ["band", "key"], "left_semi")
+    pairs = (rows.repartition(partitions, "band", "key").sortWithinPartitions("band", "key")
+             .mapInPandas(udfs.bucket_pairs(max_distance), "a long, b long, distance int")
+             .dropDuplicates(["a", "b"]))
+    return schemas.conform(pairs.withColumn("run_id", F.lit(run_id)), schemas.PHASH_PAIRS)
+
+
+def components(edges: DataFrame, checkpoint: Callable[[DataFrame, int], DataFrame],
+               max_rounds: int = 64) -> DataFrame:
+    """Connected components of the undirected graph ``edges`` (a, b): (node, comp) where comp is
+    the smallest node of the node's component. Only nodes with an edge appear.
+
+    Min-label propagation with pointer jumping (a node takes the label of its label), so a chain
+    of length L settles in about log L rounds. ``checkpoint`` materializes each round's labels
+    (cuts the lineage); it is given the round number.
+    """
+    both = edges.select(F.col("a").alias("src"), F.col("b").alias("dst")).unionByName(
+        edges.select(F.col("b").alias("src"), F.col("a").alias("dst")))
+    labels = both.groupBy("src").agg(F.least(F.min("dst"), F.first("src")).alias("comp")) \
+        .withColumnRenamed("src", "node")
+    labels = checkpoint(labels, 0)
+    for rnd in range(1, max_rounds + 1):
+        heard = (both.join(labels.withColumnRenamed("node", "dst").withColumnRenamed("comp", "heard"), "dst")
+                 .groupBy("src").agg(F.min("heard").alias("heard")))
+        step = (labels.join(heard, labels.node == heard.src, "left")
+                .select("node", F.least("comp", F.coalesce("heard", "comp")).alias("comp")))
+        jumped = step.alias("x").join(step.alias("y"), F.col("x.comp") == F.col("y.node")) \
+            .select(F.col("x.node").alias("node"), F.col("y.comp").alias("comp"))
+        jumped = checkpoint(jumped, rnd)
+        changed = jumped.join(labels.withColumnRenamed("comp", "before"), "node") \
+            .filter(F.col("comp") != F.col("before")).limit(1).count()
+        labels = jumped
+        if not changed:
+            return labels
+    raise RuntimeError(f"components did not settle in {max_rounds} rounds")  # a bug, not bad data
+
+
+def members(images: DataFrame, node_comp: DataFrame | None, eligible: Column | None, pixel: bool) -> DataFrame:
+    """Every image with its component key.
+
+    Images eligible for pHash matching belong to the component of their hash (``node_comp``; a
+    hash without near pairs is its own component, so identical hashes always meet). The others
+    are grouped by identical pixels (or stand alone when the pixel method is off).
+    """
+    alone = F.concat(F.lit("x:"), F.col("pixel_sha256")) if pixel else F.concat(F.lit("i:"), F.col("image_id"))
+    df = images
+    if eligible is None:
+        comp = alone
+    else:
+        df = df.withColumn("_eligible", eligible)
+        if node_comp is not None:
+            df = df.join(node_comp.select(F.col("node").alias("phash"), F.col("comp").alias("_comp")), "phash", "left")
+        else:
+            df = df.withColumn("_comp", F.lit(None).cast("long"))
+        comp = F.when(F.col("_eligible"), F.concat(F.lit("p:"), F.coalesce("_comp", "phash").cast("string"))) \
+            .otherwise(alone)
+    return df.withColumn("comp", comp)
+
+
+def duplicates(members: DataFrame, run_id: str) -> DataFrame:
+    """Every member but the kept one -> a ``duplicates`` row (method pixel or phash, distance to kept)."""
+    w = Window.partitionBy("comp").orderBy(F.desc("pixels"), F.asc("image_id"))
     ranked = (
-        images.select("image_id", "pixel_sha256", (F.col("width").cast("long") * F.col("height")).alias("pixels"))
+        members.withColumn("pixels", F.col("width").cast("long") * F.col("height"))
         .withColumn("kept_id", F.first("image_id").over(w))
+        .withColumn("kept_pixel", F.first("pixel_sha256").over(w))
+        .withColumn("kept_phash", F.first("phash").over(w))
     )
+    same_pixels = F.col("pixel_sha256") == F.col("kept_pixel")
     out = (
         ranked.filter(F.col("image_id") != F.col("kept_id"))
-        .withColumn("method", F.lit("pixel"))
-        .withColumn("distance", F.lit(0))
+        .withColumn("method", F.when(same_pixels, F.lit("pixel")).otherwise(F.lit("phash")))
+        .withColumn("distance", F.when(same_pixels, F.lit(0))
+                    .otherwise(F.bit_count(F.col("phash").bitwiseXOR(F.col("kept_phash")))))
         .withColumn("run_id", F.lit(run_id))
     )
     return schemas.conform(out, schemas.DUPLICATES)
+
+
+def label_conflicts(images: DataFrame, dups: DataFrame, run_id: str) -> DataFrame:
+    """Components (and single images with byte-identical copies) whose members carry more than
+    one label."""
+    m = images.join(dups.select("image_id", "kept_id"), "image_id", "left") \
+        .withColumn("kept_id", F.coalesce("kept_id", "image_id"))
+    own = F.coalesce("labels", F.when(F.col("label").isNotNull(), F.array("label")), F.array().cast("array<string>"))
+    out = (
+        m.groupBy("kept_id")
+        .agg(F.count(F.lit(1)).cast("int").alias("members"),
+             F.array_sort(F.array_distinct(F.flatten(F.collect_list(own)))).alias("labels"),
+             F.array_sort(F.collect_list("image_id")).alias("image_ids"))
+        .filter(F.size("labels") > 1)
+        .withColumn("run_id", F.lit(run_id))
+    )
+    return schemas.conform(out, schemas.LABEL_CONFLICTS)

@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 from ptdm_spark import schemas
 from ptdm_spark.config import QualityConfig
 
-PASSTHROUGH = ("label", "labels", "source_uri", "source_count")
+PASSTHROUGH = ("label", "labels", "source_split", "source_uri", "source_count")
 
 
 def pending(raw: DataFrame, done_ids: DataFrame) -> DataFrame:
@@ -24,6 +24,7 @@ def pending(raw: DataFrame, done_ids: DataFrame) -> DataFrame:
             F.min("source_uri").alias("source_uri"),
             F.min_by("label", "source_uri").alias("label"),
             F.array_sort(F.collect_set("label")).alias("labels"),
+            F.min_by("source_split", "source_uri").alias("source_split"),
             F.count(F.lit(1)).cast("int").alias("source_count"),
         )
         .join(done_ids, "image_id", "left_anti")

@@ -1,0 +1,95 @@
+"""Near-duplicate search over 64-bit perceptual hashes without comparing all pairs.
+
+Banding (pigeonhole): the 64 bits are split into ``blocks`` contiguous blocks. Two hashes at
+Hamming distance ``d <= max_distance`` differ in at most ``d`` blocks, so they agree exactly on at
+least ``blocks - max_distance`` of them. A *band key* is one choice of ``blocks - max_distance``
+blocks (the hash masked to those bits); every such pair therefore shares at least one band key
+exactly, and only hashes that share a key are ever compared. With ``blocks = max_distance + 1``
+a key is a single block (the classic scheme); more blocks give longer keys (smaller buckets, far
+fewer comparisons) at the price of more keys per hash: ``C(blocks, max_distance)`` of them.
+
+Inside a bucket the exact distance of every candidate pair is computed with numpy, a block of
+rows at a time, so candidate pairs are never materialized as rows.
+
+Pure numpy; no pyspark.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+_BLOCK_ROWS = 64  # rows compared per numpy step: 64 x bucket stays in cache (measured: ~3 ns per pair)
+
+
+def block_masks(blocks: int) -> list[int]:
+    """The bit masks of ``blocks`` contiguous blocks covering all 64 bits (sizes differ by at most 1)."""
+    if not 1 <= blocks <= 64:
+        raise ValueError("blocks must be between 1 and 64")
+    edges = [round(i * 64 / blocks) for i in range(blocks + 1)]
+    return [((1 << (hi - lo)) - 1) << (64 - hi) for lo, hi in zip(edges, edges[1:])]
+
+
+def band_masks(max_distance: int, blocks: int) -> list[int]:
+    """One mask per band key: the union of ``blocks - max_distance`` blocks, every combination.
+
+    Returned as signed 64-bit integers (Spark's BIGINT) so that ``hash & mask`` works in SQL.
+    """
+    if not 0 <= max_distance < blocks:
+        raise ValueError("blocks must be greater than max_distance")
+    masks = block_masks(blocks)
+    out = []
+    for combo in itertools.combinations(range(blocks), blocks - max_distance):
+        m = 0
+        for i in combo:
+            m |= masks[i]
+        out.append(m - (1 << 64) if m >= 1 << 63 else m)
+    return out
+
+
+def keys_per_hash(max_distance: int, blocks: int) -> int:
+    return math.comb(blocks, max_distance)
+
+
+def expected_comparisons(n: int, max_distance: int, blocks: int) -> float:
+    """Pairs compared for ``n`` uniformly random hashes: keys x buckets x (bucket size)^2 / 2."""
+    key_bits = 64 * (blocks - max_distance) / blocks
+    buckets = 2.0**key_bits
+    return keys_per_hash(max_distance, blocks) * buckets * (n / buckets) ** 2 / 2
+
+
+def hamming(a: int, b: int) -> int:
+    return int(np.bitwise_count(np.uint64((a ^ b) & 0xFFFFFFFFFFFFFFFF)))
+
+
+def bucket_pairs(hashes: np.ndarray, is_new: np.ndarray, max_distance: int) -> Iterator[tuple[np.ndarray, ...]]:
+    """Pairs within ``max_distance`` among the hashes of one bucket, at least one of them new.
+
+    Args:
+        hashes: distinct int64 hashes sharing one band key.
+        is_new: which of them were not searched before (old-old pairs are already known).
+        max_distance: the Hamming distance threshold (inclusive).
+
+    Yields:
+        (a, b, distance) arrays with ``a < b`` (as signed integers), in chunks.
+    """
+    h = np.asarray(hashes, dtype=np.int64)
+    new = np.asarray(is_new, dtype=bool)
+    order = np.argsort(~new, kind="stable")  # new hashes first
+    h, n_new = h[order], int(new.sum())
+    u = h.view(np.uint64)
+    for s in range(0, n_new, _BLOCK_ROWS):
+        e = min(s + _BLOCK_ROWS, n_new)
+        # Row i (new) against every j > i: new-new pairs once, new-old pairs once.
+        d = np.bitwise_count(u[s:e, None] ^ u[None, s + 1:])
+        ii, jj = np.nonzero(d <= max_distance)
+        jj_abs = jj + s + 1
+        keep = jj_abs > ii + s
+        if not keep.any():
+            continue
+        ii, jj, jj_abs = ii[keep], jj[keep], jj_abs[keep]
+        a, b = h[ii + s], h[jj_abs]
+        yield np.minimum(a, b), np.maximum(a, b), d[ii, jj].astype(np.int32)
