@@ -1,0 +1,258 @@
+"""Near duplicates in Spark: banded search, components, incremental merges, label conflicts,
+stable stratified splits, source splits and the leakage report."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+
+import numpy as np
+import pytest
+from pyspark.testing import assertDataFrameEqual
+
+from tests.imagefiles import encode, photo
+
+pytestmark = pytest.mark.spark
+
+
+def _flip(h: int, bits) -> int:
+    v = h & 0xFFFFFFFFFFFFFFFF
+    for b in bits:
+        v ^= 1 << int(b)
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def _image(image_id: str, phash: int, *, label=None, side=64, pixel=None, flags=(), source_split=None):
+    now = dt.datetime(2026, 1, 1)
+    return dict(image_id=image_id, label=label, labels=[label] if label else [], source_split=source_split,
+                source_uri=f"file:/src/{image_id}.png", source_count=1, format="png", width=side, height=side,
+                channels=3, bit_depth=8, orientation=1, out_width=side, out_height=side,
+                pixel_sha256=pixel or f"px-{image_id}", phash=phash, dhash=0, blur=100.0, brightness=0.5,
+                contrast=0.2, entropy=6.0, aspect_ratio=1.0, channel_spread=20.0, flags=list(flags),
+                image=b"png", encoding="png", run_id="setup", processed_at=now)
+
+
+def _add_images(spark, cfg, dataset, images):
+    from ptdm_spark import schemas
+    from ptdm_spark.io import delta
+
+    df = spark.createDataFrame([tuple(r[f.name] for f in schemas.IMAGES.fields) for r in images], schemas.IMAGES)
+    path = cfg.lakehouse.table_path(dataset, "images")
+    delta.merge_into(spark, df, path, ("image_id",))
+    delta.register(spark, dataset, "images", path)
+
+
+def _stage(spark, cfg, dataset, name):
+    from ptdm_spark import stages
+
+    with stages.job(spark, cfg, name, dataset, []) as run:
+        return stages.STAGES[name](spark, cfg, run)
+
+
+def _table(spark, cfg, dataset, name):
+    return spark.read.format("delta").load(cfg.lakehouse.table_path(dataset, name))
+
+
+def test_near_pairs_in_spark_equal_brute_force(spark):
+    """Buckets straddling Arrow batches (batches of 37 rows) and several tasks: the pairs found
+    are exactly the brute-force pairs within the threshold."""
+    from ptdm_spark.imaging import hashing
+    from ptdm_spark.transforms.dedupe import near_pairs
+
+    rng = np.random.default_rng(3)
+    base = [int(x) for x in rng.integers(-(1 << 63), (1 << 63) - 1, 1500, dtype=np.int64)]
+    planted = [_flip(h, rng.choice(64, int(rng.integers(1, 11)), replace=False)) for h in base[:400]]
+    planted += [_flip(h, rng.choice(64, 10, replace=False)) for h in base[400:450]]  # exactly at the threshold
+    hashes = sorted(set(base + planted))
+    is_new = [i % 3 != 0 for i in range(len(hashes))]
+    df = spark.createDataFrame(list(zip(hashes, is_new)), "phash long, is_new boolean")
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "37")
+    try:
+        got = {(r.a, r.b, r.distance) for r in
+               near_pairs(df, hashing.band_masks(10, 12), 10, 3, "r", all_new=False).collect()}
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
+    expected = set()
+    for (a, na), (b, nb) in itertools.combinations(zip(hashes, is_new), 2):
+        d = hashing.hamming(a, b)
+        if d <= 10 and (na or nb):
+            expected.add((min(a, b), max(a, b), d))
+    assert len(expected) >= 300
+    assert got == expected
+
+
+def test_components_of_chains_and_stars(spark, tmp_path):
+    from ptdm_spark.transforms.dedupe import components
+
+    rng = np.random.default_rng(1)
+    chain = [int(x) for x in rng.permutation(np.arange(100, 300))]  # a 200-node path in random id order
+    edges = [(min(a, b), max(a, b)) for a, b in zip(chain, chain[1:])]
+    edges += [(5, 9), (9, 7), (1000, 1001), (1000, 1002), (1000, 1003)]
+    def checkpoint(df, i):
+        df.write.parquet(str(tmp_path / str(i)))
+        return spark.read.parquet(str(tmp_path / str(i)))
+
+    got = components(spark.createDataFrame(edges, "a long, b long"), checkpoint)
+    expected = [(n, 100) for n in chain] + [(5, 5), (9, 5), (7, 5)] + [(n, 1000) for n in (1000, 1001, 1002, 1003)]
+    assertDataFrameEqual(got, spark.createDataFrame(expected, "node long, comp long"))
+
+
+def test_incremental_batch_bridges_two_old_components(spark, cfg):
+    """A and C are 20 bits apart: no pair. B, 10 bits from each, arrives later: only B is
+    searched, the two new pairs are stored, and A, B, C become one component."""
+    ds = "near_bridge"
+    a = 0x0F0F0F0F0F0F0F0F
+    c = _flip(a, range(20))
+    b = _flip(a, range(10))
+    _add_images(spark, cfg, ds, [_image("a", a, side=64), _image("c", c, side=80)])
+    first = _stage(spark, cfg, ds, "dedupe")
+    assert (first["hashes_new"], first["pairs"], first.get("duplicates_phash", 0)) == (2, 0, 0)
+
+    _add_images(spark, cfg, ds, [_image("b", b, side=48)])
+    second = _stage(spark, cfg, ds, "dedupe")
+    assert (second["hashes"], second["hashes_new"], second["pairs_new"], second["pairs"]) == (3, 1, 2, 2)
+    dups = {(r.image_id, r.kept_id, r.method, r.distance) for r in _table(spark, cfg, ds, "duplicates").collect()}
+    assert dups == {("a", "c", "phash", 20), ("b", "c", "phash", 10)}  # c is the largest: kept
+    pairs = _table(spark, cfg, ds, "phash_pairs").collect()
+    assert {(r.a, r.b) for r in pairs} == {(min(a, b), max(a, b)), (min(b, c), max(b, c))}
+
+    third = _stage(spark, cfg, ds, "dedupe")  # nothing new: nothing searched, same answer
+    assert (third["hashes_new"], third.get("pairs_new", 0)) == (0, 0)
+    assert _table(spark, cfg, ds, "duplicates").count() == 2
+
+
+def test_meaningless_hashes_are_matched_by_pixels_only(spark, cfg):
+    ds = "near_meaningless"
+    h = 0x123456789ABCDEF
+    _add_images(spark, cfg, ds, [
+        _image("flat1", 0, flags=["near_constant"]), _image("flat2", 0, flags=["near_constant"]),
+        _image("tiny1", h, side=28), _image("tiny2", _flip(h, [1]), side=28),
+        _image("same1", 77, side=28, pixel="P"), _image("same2", 77, side=20, pixel="P"),
+        _image("ok1", h), _image("ok2", _flip(h, [1, 2])),
+    ])
+    _stage(spark, cfg, ds, "dedupe")
+    dups = {(r.image_id, r.kept_id, r.method) for r in _table(spark, cfg, ds, "duplicates").collect()}
+    assert dups == {("same2", "same1", "pixel"), ("ok2", "ok1", "phash")}
+
+
+def test_label_conflicts_list_components_with_several_labels(spark, cfg):
+    ds = "near_labels"
+    h = 0x55AA55AA55AA55AA
+    _add_images(spark, cfg, ds, [
+        _image("cat1", h, label="cat", side=100), _image("dog1", _flip(h, [3, 4]), label="dog"),
+        _image("cat2", _flip(h, [5]), label="cat"),
+        _image("cat3", ~h, label="cat"), _image("cat4", _flip(~h, [0]), label="cat"),  # agreeing labels
+    ])
+    counts = _stage(spark, cfg, ds, "dedupe")
+    rows = _table(spark, cfg, ds, "label_conflicts").collect()
+    assert [(r.kept_id, r.members, r.labels, r.image_ids) for r in rows] == [
+        ("cat1", 3, ["cat", "dog"], ["cat1", "cat2", "dog1"])]
+    assert counts["label_conflicts"] == 1
+
+
+def _spread(n: int, seed: int) -> list[int]:
+    """n hashes far apart from each other (random 64-bit values: collisions within 10 bits are
+    astronomically unlikely)."""
+    return [int(x) for x in np.random.default_rng(seed).integers(-(1 << 63), (1 << 63) - 1, n, dtype=np.int64)]
+
+
+def _split_counts(spark, cfg, ds):
+    rows = _table(spark, cfg, ds, "curated").groupBy("label", "split").count().collect()
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        out.setdefault(r.label, {})[r.split] = r["count"]
+    return out
+
+
+def test_splits_are_stratified_stable_and_shared_by_near_duplicates(spark, cfg):
+    ds = "near_splits"
+    ratios = {"train": 0.8, "val": 0.1, "test": 0.1}
+    sizes = {"cat": 200, "dog": 90, "owl": 13}
+    hashes = iter(_spread(1000, 11))
+    first = [_image(f"{lab}{i:03d}", next(hashes), label=lab) for lab, n in sizes.items() for i in range(n)]
+    _add_images(spark, cfg, ds, first)
+    _stage(spark, cfg, ds, "dedupe")
+    _stage(spark, cfg, ds, "curate")
+    counts = _split_counts(spark, cfg, ds)
+    for lab, n in sizes.items():  # within one image of the ratio, per label and split
+        for split, r in ratios.items():
+            assert abs(counts[lab].get(split, 0) - r * n) < 1, (lab, split, counts[lab])
+    before = {r.image_id: r.split for r in _table(spark, cfg, ds, "splits").collect()}
+
+    # a second batch: 150 new cats, and a bigger near copy of one test image (it becomes the kept one)
+    test_cat = next(i for i, s in sorted(before.items()) if s == "test" and i.startswith("cat"))
+    test_hash = next(r["phash"] for r in first if r["image_id"] == test_cat)
+    second = [_image(f"cat{i:03d}", next(hashes), label="cat") for i in range(200, 350)]
+    second.append(_image("copy-of-test", _flip(test_hash, [0, 1, 2]), label="cat", side=200))
+    _add_images(spark, cfg, ds, second)
+    _stage(spark, cfg, ds, "dedupe")
+    _stage(spark, cfg, ds, "curate")
+
+    after = {r.image_id: (r.split, r.origin) for r in _table(spark, cfg, ds, "splits").collect()}
+    assert {i: after[i][0] for i in before} == before  # nobody moved
+    assert after["copy-of-test"] == ("test", "component")
+    curated = {r.image_id: r.split for r in _table(spark, cfg, ds, "curated").collect()}
+    assert curated["copy-of-test"] == "test" and test_cat not in curated
+    cats = _split_counts(spark, cfg, ds)["cat"]
+    for split, r in ratios.items():
+        assert abs(cats.get(split, 0) - r * 350) <= 1.5, cats
+    assert _table(spark, cfg, ds, "leakage").count() == 0
+
+
+def test_source_splits_kept_and_leaks_reported(spark, cfg):
+    ds = "near_leaks"
+    keep = dataclasses.replace(cfg, curate=dataclasses.replace(cfg.curate, source_splits="keep"))
+    h = _spread(6, 5)
+    _add_images(spark, keep, ds, [
+        _image("tr1", h[0], label="a", source_split="train", side=100),
+        _image("te1", _flip(h[0], [7, 9]), label="a", source_split="test"),  # leaks: near copy of tr1
+        _image("te2", h[1], label="a", source_split="test"),
+        _image("tr2", h[2], label="b", source_split="train"),
+        _image("free", h[3], label="b"),  # no declared split: assigned
+    ])
+    _stage(spark, keep, ds, "dedupe")
+    counts = _stage(spark, keep, ds, "curate")
+    splits = {r.image_id: (r.split, r.origin) for r in _table(spark, keep, ds, "splits").collect()}
+    assert splits["te1"] == ("test", "source") and splits["tr1"] == ("train", "source")
+    assert splits["free"][1] == "assigned"
+    leaks = [(r.image_id, r.split, r.kept_id, r.train_ids) for r in _table(spark, keep, ds, "leakage").collect()]
+    assert leaks == [("te1", "test", "tr1", ["tr1"])]
+    assert counts["leaking"] == 1
+    q = spark.sql(f"SELECT l.image_id, hamming(i.phash, t.phash) AS d FROM {ds}.leakage l "
+                  f"JOIN {ds}.images i USING (image_id) JOIN {ds}.images t ON t.image_id = l.train_ids[0]").collect()
+    assert [(r.image_id, r.d) for r in q] == [("te1", 2)]
+
+
+def _variants(seed: int) -> dict[str, bytes]:
+    from ptdm_spark.imaging.cv import cv2
+
+    img = photo(seed, 96, 128)
+    big = cv2.resize(img, (256, 192), interpolation=cv2.INTER_CUBIC)
+    bright = np.clip(img.astype(np.int16) + 25, 0, 255).astype(np.uint8)
+    return {"orig.png": encode(img), "big.png": encode(big), "bright.jpg": encode(bright, ".jpg")}
+
+
+def test_run_marks_planted_near_duplicates(ptdm, spark, tmp_path):
+    """A folder with 8 unrelated photos, one of them also enlarged and brightened (JPEG, and
+    filed under another label): ptdm run keeps the enlarged copy and marks the other two."""
+    src = tmp_path / "src"
+    for seed in range(8):
+        d = src / ("cats" if seed % 2 else "dogs")
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"p{seed}.png").write_bytes(encode(photo(seed + 100, 96, 128)))
+    v = _variants(7)
+    (src / "cats" / "orig.png").write_bytes(v["orig.png"])
+    (src / "cats" / "big.png").write_bytes(v["big.png"])
+    (src / "dogs" / "bright.jpg").write_bytes(v["bright.jpg"])
+    status, out = ptdm("run", str(src), "--dataset", "planted")
+    assert status == 0, out
+    assert "accounting adds up" in out
+    rows = spark.sql("""SELECT i.source_uri AS dup, k.source_uri AS kept, d.method, d.distance
+                        FROM planted.duplicates d JOIN planted.images i USING (image_id)
+                        JOIN planted.images k ON k.image_id = d.kept_id""").collect()
+    got = sorted((r.dup.rsplit("/", 1)[1], r.kept.rsplit("/", 1)[1], r.method) for r in rows)
+    assert got == [("bright.jpg", "big.png", "phash"), ("orig.png", "big.png", "phash")]
+    assert all(0 <= r.distance <= 10 for r in rows)
+    assert "1 with conflicting labels" in out
+    assert spark.sql("SELECT count(*) AS n FROM planted.curated").first().n == 9

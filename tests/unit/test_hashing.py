@@ -1,0 +1,110 @@
+"""Banding of 64-bit hashes: every pair within the threshold is found, and nothing else."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from ptdm_spark.imaging import hashing
+
+pytestmark = pytest.mark.unit
+
+
+def _signed(x: int) -> int:
+    return x - (1 << 64) if x >= 1 << 63 else x
+
+
+def _banded_search(hashes: list[int], is_new: list[bool], k: int, blocks: int) -> set[tuple[int, int, int]]:
+    """What the Spark job does, in plain Python: bucket by each band key, verify in the bucket."""
+    found = set()
+    h = np.array(hashes, dtype=np.int64)
+    new = np.array(is_new)
+    for mask in hashing.band_masks(k, blocks):
+        keys = h & np.int64(mask)
+        for key in np.unique(keys):
+            sel = keys == key
+            if sel.sum() > 1 and new[sel].any():
+                for a, b, d in hashing.bucket_pairs(h[sel], new[sel], k):
+                    found.update(zip(a.tolist(), b.tolist(), d.tolist()))
+    return found
+
+
+def _brute_force(hashes: list[int], is_new: list[bool], k: int) -> set[tuple[int, int, int]]:
+    out = set()
+    for (a, na), (b, nb) in itertools.combinations(zip(hashes, is_new), 2):
+        d = hashing.hamming(a, b)
+        if d <= k and (na or nb):
+            out.add((min(a, b), max(a, b), d))
+    return out
+
+
+def test_blocks_cover_the_64_bits_once():
+    for blocks in (1, 5, 11, 12, 13, 64):
+        masks = hashing.block_masks(blocks)
+        assert len(masks) == blocks
+        assert sum(masks) == (1 << 64) - 1  # disjoint and complete: the sum is the OR
+        sizes = [bin(m).count("1") for m in masks]
+        assert max(sizes) - min(sizes) <= 1
+
+
+def test_band_keys_are_the_combinations_of_blocks():
+    assert len(hashing.band_masks(10, 11)) == 11  # classic banding: one block per key
+    assert len(hashing.band_masks(10, 12)) == 66  # C(12, 2)
+    assert all(-(1 << 63) <= m < (1 << 63) for m in hashing.band_masks(3, 6))
+    with pytest.raises(ValueError):
+        hashing.band_masks(10, 10)
+
+
+@pytest.mark.parametrize("k,blocks", [(10, 11), (10, 12), (4, 5), (4, 7), (0, 1)])
+def test_a_pair_at_exactly_the_threshold_is_always_found(k, blocks):
+    """The worst case for banding: the k differing bits spread over k different blocks, so the
+    pair agrees on only blocks - k of them. Every such pair must still meet in a bucket."""
+    rng = np.random.default_rng(k * 100 + blocks)
+    masks = hashing.block_masks(blocks)
+    for _ in range(200):
+        a = int(rng.integers(0, 1 << 63)) * 2 + int(rng.integers(0, 2))
+        flipped = rng.choice(blocks, size=k, replace=False)
+        b = a
+        for blk in flipped:
+            bits = [i for i in range(64) if masks[blk] >> i & 1]
+            b ^= 1 << int(rng.choice(bits))
+        a, b = _signed(a), _signed(b)
+        assert hashing.hamming(a, b) == k
+        got = _banded_search([a, b], [True, False], k, blocks)
+        assert got == {(min(a, b), max(a, b), k)}
+        # one more bit and the pair is beyond the threshold: not reported
+        c = _signed((b & 0xFFFFFFFFFFFFFFFF) ^ (1 << int(rng.choice([i for i in range(64) if (a ^ b) >> i & 1 == 0]))))
+        assert hashing.hamming(a, c) == k + 1
+        assert _banded_search([a, c], [True, True], k, blocks) == set()
+
+
+def test_banded_search_equals_brute_force_with_planted_near_pairs():
+    rng = np.random.default_rng(7)
+    base = [_signed(int(x)) for x in rng.integers(0, 1 << 63, 300, dtype=np.int64) * 2]
+    hashes = list(base)
+    for h in base[:100]:  # near copies at every distance 0..12
+        d = int(rng.integers(1, 13))
+        bits = rng.choice(64, size=d, replace=False)
+        v = h & 0xFFFFFFFFFFFFFFFF
+        for bit in bits:
+            v ^= 1 << int(bit)
+        hashes.append(_signed(v))
+    hashes = sorted(set(hashes))
+    is_new = [bool(x) for x in rng.integers(0, 2, len(hashes))]
+    expected = _brute_force(hashes, is_new, 8)
+    assert len(expected) > 50
+    assert _banded_search(hashes, is_new, 8, 10) == expected
+
+
+def test_old_pairs_are_not_compared_again():
+    a, b = 0, 3  # distance 2
+    assert _banded_search([a, b], [False, False], 4, 5) == set()
+    assert _banded_search([a, b], [False, True], 4, 5) == {(0, 3, 2)}
+
+
+def test_cost_model_prefers_longer_keys_at_a_million():
+    classic = hashing.expected_comparisons(1_000_000, 10, 11)
+    wider = hashing.expected_comparisons(1_000_000, 10, 12)
+    assert wider < classic / 3
