@@ -146,10 +146,12 @@ def bucket_pairs(max_distance: int) -> MapFn:
         h, new = df["phash"].to_numpy(np.int64), df["is_new"].to_numpy(bool)
         starts = np.concatenate([[0], np.flatnonzero((band[1:] != band[:-1]) | (key[1:] != key[:-1])) + 1])
         ends = np.append(starts[1:], len(df))
-        has_new = np.add.reduceat(new.astype(np.int64), starts) > 0
-        for s, e in zip(starts[has_new & (ends - starts > 1)], ends[has_new & (ends - starts > 1)]):
-            for a, b, d in hashing.bucket_pairs(h[s:e], new[s:e], max_distance):
-                yield pd.DataFrame({"a": a, "b": b, "distance": d})
+        searched = (np.add.reduceat(new.astype(np.int64), starts) > 0) & (ends - starts > 1)
+        found = [chunk for s, e in zip(starts[searched], ends[searched])
+                 for chunk in hashing.bucket_pairs(h[s:e], new[s:e], max_distance)]
+        if found:  # one output frame per input batch: a frame per bucket costs more than the search
+            a, b, d = (np.concatenate(x) for x in zip(*found))
+            yield pd.DataFrame({"a": a, "b": b, "distance": d})
 
     def fn(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         carry: pd.DataFrame | None = None
