@@ -35,7 +35,8 @@ def test_delta_write_update_time_travel(spark, cfg):
 
 
 def test_hamming_distance_in_sql(spark):
-    assert spark.sql("SELECT bit_count(CAST(5 AS BIGINT) ^ CAST(-1 AS BIGINT)) AS d").first().d == 62
+    """The session factory defines hamming(a, b) for analysts."""
+    assert spark.sql("SELECT hamming(5, -1) AS d, hamming(7, 7) AS z").first() == (62, 0)
 
 
 def test_sql_command_prints_a_table(ptdm):
@@ -89,8 +90,10 @@ def test_catalog_is_shared_between_processes_and_spark_sql(tmp_path):
     import pyspark
 
     env = {**os.environ, "SPARK_HOME": os.path.dirname(pyspark.__file__)}
-    proc = subprocess.run([spark_sql, "--properties-file", str(conf_file), "-S", "-e",
-                           "SELECT count(*) FROM shared.raw_images"],
+    init = tmp_path / "functions.sql"
+    init.write_text(run_cli("spark-conf", "--functions", *sets).stdout)
+    proc = subprocess.run([spark_sql, "--properties-file", str(conf_file), "-i", str(init), "-S", "-e",
+                           "SELECT count(*), hamming(5, -1) FROM shared.raw_images"],
                           capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().splitlines()[-1].strip() == "3"
+    assert proc.stdout.strip().splitlines()[-1].split() == ["3", "62"]
