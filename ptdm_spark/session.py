@@ -70,6 +70,10 @@ def spark_properties(spark_cfg: SparkConfig, lakehouse: LakehouseConfig, *, unde
         # Delta rebuilds table state with 50 partitions by default: far too many for a log of a
         # few dozen commits on a small machine.
         "spark.databricks.delta.snapshotPartitions": "4",
+        # Delay scheduling for HDFS block locality hung a 2-task stage forever here (local mode
+        # over HDFS: one task done, the other never launched, both cores idle). Locality buys
+        # little for image blobs; waiting for it is not worth a hang. Override in spark.conf.
+        "spark.locality.wait": "0",
     }
     if not under_submit:
         props["spark.master"] = spark_cfg.master

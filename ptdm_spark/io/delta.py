@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import re
+import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -80,7 +83,40 @@ def merge_into(
     tables such as ``duplicates`` and ``curated``.
 
     The first write creates the table; the schema is ``df``'s.
+
+    Concurrent writers: Delta commits optimistically, and a writer whose commit conflicts with
+    one that landed first (two jobs merging into the same table, or creating it) gets a
+    concurrent-modification error. Every write here is keyed, so it is simply run again on the
+    new snapshot: rows the other writer added are matched, not doubled.
     """
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            _merge_once(spark, df, path, keys, update_when_changed, delete_missing, delete_condition, partition_by)
+            return
+        except _CONCURRENT as exc:
+            if attempt == _ATTEMPTS:
+                raise
+            wait = random.uniform(0.5, 2.0) * attempt
+            print(f"[delta] {path}: a concurrent commit landed first ({type(exc).__name__}); "
+                  f"retrying in {wait:.1f}s ({attempt}/{_ATTEMPTS - 1})", file=sys.stderr, flush=True)
+            time.sleep(wait)
+
+
+_ATTEMPTS = 6
+
+
+def _concurrent_errors() -> tuple[type[BaseException], ...]:
+    from delta.exceptions import base
+
+    return (base.DeltaConcurrentModificationException, base.ConcurrentWriteException, base.MetadataChangedException,
+            base.ProtocolChangedException, base.ConcurrentAppendException, base.ConcurrentDeleteReadException,
+            base.ConcurrentDeleteDeleteException, base.ConcurrentTransactionException)
+
+
+_CONCURRENT = _concurrent_errors()
+
+
+def _merge_once(spark, df, path, keys, update_when_changed, delete_missing, delete_condition, partition_by) -> None:
     from delta.tables import DeltaTable
 
     if not is_delta_table(spark, path):
