@@ -47,7 +47,7 @@ def _photos(cache: Path) -> list[np.ndarray]:
     return out
 
 
-def _phash(bgr: np.ndarray) -> int:
+def _hashes(bgr: np.ndarray) -> tuple[int, int]:
     from ptdm_spark.config import load_config
     from ptdm_spark.imaging.pipeline import Params, process_image
 
@@ -55,7 +55,12 @@ def _phash(bgr: np.ndarray) -> int:
     if _PARAMS is None:
         _PARAMS = Params.from_config(load_config().process)
     ok, buf = cv2.imencode(".png", bgr)
-    return process_image(buf.tobytes(), _PARAMS)["phash"]
+    rec = process_image(buf.tobytes(), _PARAMS)
+    return rec["phash"], rec["dhash"]
+
+
+def _phash(bgr: np.ndarray) -> int:
+    return _hashes(bgr)[0]
 
 
 _PARAMS = None
@@ -79,8 +84,8 @@ def transforms(img: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def _components(hashes: list[int], t: int) -> list[int]:
-    parent = list(range(len(hashes)))
+def _components(rows: list[tuple], near) -> list[int]:
+    parent = list(range(len(rows)))
 
     def find(x: int) -> int:
         while parent[x] != x:
@@ -88,34 +93,48 @@ def _components(hashes: list[int], t: int) -> list[int]:
             x = parent[x]
         return x
 
-    for i, j in itertools.combinations(range(len(hashes)), 2):
-        if hashing.hamming(hashes[i], hashes[j]) <= t:
+    for i, j in itertools.combinations(range(len(rows)), 2):
+        if near(rows[i], rows[j]):
             parent[find(i)] = find(j)
-    return [find(i) for i in range(len(hashes))]
+    return [find(i) for i in range(len(rows))]
 
 
 def quality(cache: Path, thresholds: list[int]) -> None:
+    from ptdm_spark.config import load_config
+
+    p = load_config().dedupe.phash
     rows = []
     photos = _photos(cache)
     for pid, img in enumerate(photos):
         for name, v in transforms(img).items():
-            rows.append((pid, name, _phash(v)))
+            rows.append((pid, name, *_hashes(v)))
     print(f"{len(photos)} photos x {len(rows) // len(photos)} versions = {len(rows)} images; "
           f"{sum(1 for a, b in itertools.combinations(rows, 2) if a[0] == b[0])} positive pairs, "
           f"{sum(1 for a, b in itertools.combinations(rows, 2) if a[0] != b[0])} negative pairs")
-    print("| threshold | direct recall | direct precision | component recall | component precision | misses (component) |")
+    print("| rule (pHash bits) | direct recall | direct precision | component recall | component precision "
+          "| misses (component) |")
     print("|---|---|---|---|---|---|")
-    for t in thresholds:
-        comp = _components([r[2] for r in rows], t)
+    def by_threshold(t):
+        return lambda a, b: hashing.hamming(a[2], b[2]) <= t
+
+    def default_rule(a, b):  # the dedupe job's rule (conf/base.yaml dedupe.phash)
+        d = hashing.hamming(a[2], b[2])
+        return d <= p.confirm_above or (d <= p.max_distance and hashing.hamming(a[3], b[3]) <= p.dhash_max_distance)
+
+    rules = [(str(t), by_threshold(t)) for t in thresholds]
+    rules.append((f"default: <= {p.confirm_above}, or <= {p.max_distance} with dHash <= {p.dhash_max_distance}",
+                  default_rule))
+    for label, near in rules:
+        comp = _components(rows, near)
         tp = fp = fn = ctp = cfp = cfn = 0
         missed: dict[str, int] = {}
         for (i, a), (j, b) in itertools.combinations(enumerate(rows), 2):
             same = a[0] == b[0]
-            near = hashing.hamming(a[2], b[2]) <= t
+            direct = near(a, b)
             joined = comp[i] == comp[j]
-            tp += same and near
-            fp += near and not same
-            fn += same and not near
+            tp += same and direct
+            fp += direct and not same
+            fn += same and not direct
             ctp += same and joined
             cfp += joined and not same
             cfn += same and not joined
@@ -123,7 +142,7 @@ def quality(cache: Path, thresholds: list[int]) -> None:
                 for n in {a[1], b[1]} - {"original"}:
                     missed[n] = missed.get(n, 0) + 1
         worst = ", ".join(f"{k} {v}" for k, v in sorted(missed.items(), key=lambda kv: -kv[1])[:3]) or "-"
-        print(f"| {t} | {tp / (tp + fn):.3f} | {tp / max(1, tp + fp):.4f} | {ctp / (ctp + cfn):.3f} | "
+        print(f"| {label} | {tp / (tp + fn):.3f} | {tp / max(1, tp + fp):.4f} | {ctp / (ctp + cfn):.3f} | "
               f"{ctp / max(1, ctp + cfp):.4f} | {worst} |")
 
 
@@ -194,14 +213,15 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ptdm-bench-cache")
     s = sub.add_parser("scale")
     s.add_argument("--n", type=int, default=1_000_000)
-    s.add_argument("--threshold", type=int, default=10)
-    s.add_argument("--blocks", type=int, default=12)
+    s.add_argument("--threshold", type=int, default=12)
+    s.add_argument("--blocks", type=int, default=14)
     s.add_argument("--sample", type=int, default=2000)
     a = p.parse_args(argv)
     if a.what == "quality":
         quality(a.cache, [int(x) for x in a.thresholds.split(",")])
     else:
-        print("| hashes | threshold | blocks | keys per hash | comparisons (model) | pairs found | time | recall vs brute force | driver heap peak |")
+        print("| hashes | threshold | blocks | keys per hash | comparisons (model) | pairs found | time "
+              "| recall vs brute force | driver heap peak |")
         print("|---|---|---|---|---|---|---|---|---|")
         scale(a.n, a.threshold, a.blocks, a.sample)
     return 0

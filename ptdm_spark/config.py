@@ -165,6 +165,8 @@ QUALITY_FLAGS = (
 @dataclass(frozen=True)
 class PhashConfig:
     max_distance: int
+    confirm_above: int
+    dhash_max_distance: int
     blocks: int
     min_side: int
     skip_flags: tuple[str, ...]
@@ -172,6 +174,10 @@ class PhashConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.max_distance <= 32:
             raise ConfigError("dedupe.phash.max_distance: must be between 0 and 32")
+        if not 0 <= self.confirm_above <= self.max_distance:
+            raise ConfigError(f"dedupe.phash.confirm_above: must be between 0 and max_distance ({self.max_distance})")
+        if not 0 <= self.dhash_max_distance <= 64:
+            raise ConfigError("dedupe.phash.dhash_max_distance: must be between 0 and 64")
         if not self.max_distance < self.blocks <= 64:
             raise ConfigError(f"dedupe.phash.blocks: must be more than max_distance ({self.max_distance}) "
                               "and at most 64")

@@ -228,7 +228,7 @@ def dedupe(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
     eligible, node_comp = None, None
     if "phash" in d.methods:
         eligible = t_dedupe.phash_eligible(images, d.phash.min_side, d.phash.skip_flags)
-        node_comp = _near_duplicate_graph(spark, cfg, run, images.filter(eligible).select("phash").distinct(), clock)
+        node_comp = _near_duplicate_graph(spark, cfg, run, images.filter(eligible).select("phash", "dhash"), clock)
     cols = ("image_id", "width", "height", "pixel_sha256", "phash", "label", "labels", "flags")
     members = _stage(spark, t_dedupe.members(images.select(*cols), node_comp, eligible, "pixel" in d.methods)
                      .select(*cols, "comp"), run, "members")
@@ -250,17 +250,19 @@ def dedupe(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
     return run.counts
 
 
-def _near_duplicate_graph(spark: "SparkSession", cfg: Config, run: Run, hashes: "DataFrame",
+def _near_duplicate_graph(spark: "SparkSession", cfg: Config, run: Run, eligible: "DataFrame",
                           clock: Clock) -> "DataFrame | None":
-    """Search the new pHashes against all (banded keys), store the verified pairs, and return the
-    components of every stored pair among ``hashes`` as (node, comp); None without any pair."""
+    """Search the new pHashes of ``eligible`` (phash, dhash) against all (banded keys), store the
+    verified pairs, and return the components of the stored pairs that count (see
+    ``t_dedupe.confirmed``) as (node, comp); None without any pair."""
     from pyspark.sql import functions as F
 
     from ptdm_spark.imaging import hashing
 
     p = cfg.dedupe.phash
     index = _read(spark, run, "phash_index", schemas.PHASH_INDEX).filter(F.col("max_distance") >= p.max_distance)
-    hashes = _stage(spark, hashes.join(index.select("phash", F.lit(False).alias("is_new")), "phash", "left")
+    searched_before = index.select("phash", F.lit(False).alias("is_new"))
+    hashes = _stage(spark, eligible.select("phash").distinct().join(searched_before, "phash", "left")
                     .fillna(True, ["is_new"]), run, "hashes")
     n = {bool(r[0]): int(r[1]) for r in hashes.groupBy("is_new").count().collect()}
     new, old = n.get(True, 0), n.get(False, 0)
@@ -280,8 +282,8 @@ def _near_duplicate_graph(spark: "SparkSession", cfg: Config, run: Run, hashes: 
     pairs = _read(spark, run, "phash_pairs", schemas.PHASH_PAIRS).filter(F.col("distance") <= p.max_distance)
     known = hashes.select("phash")
     pairs = (pairs.join(known.withColumnRenamed("phash", "a"), "a", "left_semi")
-             .join(known.withColumnRenamed("phash", "b"), "b", "left_semi").select("a", "b"))
-    pairs = _stage(spark, pairs, run, "edges")
+             .join(known.withColumnRenamed("phash", "b"), "b", "left_semi"))
+    pairs = _stage(spark, t_dedupe.confirmed(pairs, eligible, p.confirm_above, p.dhash_max_distance), run, "edges")
     run.counts["pairs"] = pairs.count()
     if not run.counts["pairs"]:
         return None

@@ -59,6 +59,19 @@ def near_pairs(hashes: DataFrame, masks: Sequence[int], max_distance: int, parti
     return schemas.conform(pairs.withColumn("run_id", F.lit(run_id)), schemas.PHASH_PAIRS)
 
 
+def confirmed(pairs: DataFrame, hashes: DataFrame, confirm_above: int, dhash_max: int) -> DataFrame:
+    """The pairs (a, b, distance) that count as near duplicates: pHash distance at most
+    ``confirm_above``, or farther but confirmed by two images, one with each pHash, whose dHashes
+    are within ``dhash_max`` (``hashes``: phash, dhash of the eligible images)."""
+    sure = pairs.filter(F.col("distance") <= confirm_above).select("a", "b")
+    doubt = pairs.filter(F.col("distance") > confirm_above)
+    da = hashes.select(F.col("phash").alias("a"), F.col("dhash").alias("da"))
+    db = hashes.select(F.col("phash").alias("b"), F.col("dhash").alias("db"))
+    ok = (doubt.join(da, "a").join(db, "b")
+          .filter(F.bit_count(F.col("da").bitwiseXOR(F.col("db"))) <= dhash_max).select("a", "b").distinct())
+    return sure.unionByName(ok)
+
+
 def components(edges: DataFrame, checkpoint: Callable[[DataFrame, int], DataFrame],
                max_rounds: int = 64) -> DataFrame:
     """Connected components of the undirected graph ``edges`` (a, b): (node, comp) where comp is

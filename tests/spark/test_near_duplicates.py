@@ -23,12 +23,12 @@ def _flip(h: int, bits) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
-def _image(image_id: str, phash: int, *, label=None, side=64, pixel=None, flags=(), source_split=None):
+def _image(image_id: str, phash: int, *, label=None, side=64, pixel=None, flags=(), source_split=None, dhash=0):
     now = dt.datetime(2026, 1, 1)
     return dict(image_id=image_id, label=label, labels=[label] if label else [], source_split=source_split,
                 source_uri=f"file:/src/{image_id}.png", source_count=1, format="png", width=side, height=side,
                 channels=3, bit_depth=8, orientation=1, out_width=side, out_height=side,
-                pixel_sha256=pixel or f"px-{image_id}", phash=phash, dhash=0, blur=100.0, brightness=0.5,
+                pixel_sha256=pixel or f"px-{image_id}", phash=phash, dhash=dhash, blur=100.0, brightness=0.5,
                 contrast=0.2, entropy=6.0, aspect_ratio=1.0, channel_spread=20.0, flags=list(flags),
                 image=b"png", encoding="png", run_id="setup", processed_at=now)
 
@@ -120,6 +120,24 @@ def test_incremental_batch_bridges_two_old_components(spark, cfg):
     third = _stage(spark, cfg, ds, "dedupe")  # nothing new: nothing searched, same answer
     assert (third["hashes_new"], third.get("pairs_new", 0)) == (0, 0)
     assert _table(spark, cfg, ds, "duplicates").count() == 2
+
+
+def test_far_pairs_count_only_when_their_dhashes_agree(spark, cfg):
+    """Between confirm_above (10) and max_distance (12) pHash bits, a pair is a near duplicate
+    only if its dHashes are within dhash_max_distance (10) too."""
+    p = cfg.dedupe.phash
+    assert (p.confirm_above, p.max_distance, p.dhash_max_distance) == (10, 12, 10)
+    ds = "near_confirm"
+    h, g = 0x0F0F0F0F0F0F0F0F, 0x3C3C3C3C3C3C3C3C
+    _add_images(spark, cfg, ds, [
+        _image("x", h, side=80), _image("y", _flip(h, range(12)), dhash=_flip(0, range(10))),  # dHash agrees
+        _image("u", g, side=80), _image("v", _flip(g, range(40, 52)), dhash=_flip(0, range(11))),  # 11 bits: no
+        _image("s", ~h, side=80), _image("t", _flip(~h, range(30, 40)), dhash=-1),  # 10 pHash bits: no check
+    ])
+    counts = _stage(spark, cfg, ds, "dedupe")
+    assert counts["pairs"] == 2  # 3 verified pHash pairs stored, 2 count
+    dups = {(r.image_id, r.kept_id, r.distance) for r in _table(spark, cfg, ds, "duplicates").collect()}
+    assert dups == {("y", "x", 12), ("t", "s", 10)}
 
 
 def test_meaningless_hashes_are_matched_by_pixels_only(spark, cfg):
