@@ -52,4 +52,5 @@ def test_driver_killed_mid_process_then_rerun_completes_exactly_once(spark, tmp_
     assert table("raw_images").count() == 300  # the rerun's ingest added nothing
     images = table("images")
     assert images.count() == 300 and images.select("image_id").distinct().count() == 300
-    assert table("curated").count() == 300
+    # near-duplicate photos among the 300 are duplicates, not curated: together they are all there
+    assert table("curated").count() + table("duplicates").count() == 300
