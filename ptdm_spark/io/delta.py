@@ -93,7 +93,7 @@ def merge_into(
         try:
             _merge_once(spark, df, path, keys, update_when_changed, delete_missing, delete_condition, partition_by)
             return
-        except _CONCURRENT as exc:
+        except (*_CONCURRENT, _CreatedMeanwhile) as exc:
             if attempt == _ATTEMPTS:
                 raise
             wait = random.uniform(0.5, 2.0) * attempt
@@ -103,6 +103,10 @@ def merge_into(
 
 
 _ATTEMPTS = 6
+
+
+class _CreatedMeanwhile(Exception):
+    """Another writer created the table between our check and our first write."""
 
 
 def _concurrent_errors() -> tuple[type[BaseException], ...]:
@@ -120,10 +124,20 @@ def _merge_once(spark, df, path, keys, update_when_changed, delete_missing, dele
     from delta.tables import DeltaTable
 
     if not is_delta_table(spark, path):
-        writer = df.write.format("delta").mode("append")
+        # "error", not "append": when another writer creates the table after our check, an append
+        # would land as a blind append on top of its rows (keys doubled); "error" fails instead,
+        # and the retry merges.
+        writer = df.write.format("delta").mode("error")
         if partition_by:
             writer = writer.partitionBy(*partition_by)
-        writer.save(path)
+        try:
+            writer.save(path)
+        except _CONCURRENT:
+            raise
+        except Exception as exc:
+            if is_delta_table(spark, path):
+                raise _CreatedMeanwhile(str(exc).splitlines()[0][:200]) from exc
+            raise
         return
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
     # Schema evolution: a table written by an older ptdm gains the columns added since.
