@@ -16,7 +16,7 @@ RUNTIME = [
     "delta-spark==4.4.0",
     "pandas>=2.2,<3",  # pyspark warns that it does not fully support pandas 3
     "pyarrow>=15,<27",
-    "numpy>=1.26,<3",
+    "numpy>=2.0,<3",  # np.bitwise_count (near-duplicate search)
     "opencv-python-headless>=4.9,<6",
     "hdfs==2.7.3",
     "pyyaml>=6,<7",
