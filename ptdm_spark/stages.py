@@ -227,7 +227,7 @@ def dedupe(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
     clock = Clock("dedupe")
     eligible, node_comp = None, None
     if "phash" in d.methods:
-        eligible = t_dedupe.phash_eligible(images, d.phash.min_side, d.phash.skip_flags)
+        eligible = t_dedupe.phash_eligible(d.phash.min_side, d.phash.skip_flags)
         node_comp = _near_duplicate_graph(spark, cfg, run, images.filter(eligible).select("phash", "dhash"), clock)
     cols = ("image_id", "width", "height", "pixel_sha256", "phash", "label", "labels", "flags")
     members = _stage(spark, t_dedupe.members(images.select(*cols), node_comp, eligible, "pixel" in d.methods)
@@ -311,11 +311,8 @@ def curate(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
     if new_by_stratum:
         have = (members.filter("eligible").join(old.select("image_id", "split"), "image_id")
                 .groupBy(t_curate.stratum(F.col("label")).alias("stratum"), "split").count().collect())
-        existing: dict[str, dict[str, int]] = {}
-        for r in have:
-            existing.setdefault(r["stratum"], {})[r["split"]] = int(r["count"])
-        ranges = [(st, sp, lo, hi) for st, rs in t_curate.quotas(existing, new_by_stratum, c.splits).items()
-                  for sp, lo, hi in rs]
+        ranges = t_curate.rank_ranges([(r["stratum"], r["split"], int(r["count"])) for r in have],
+                                      new_by_stratum, c.splits)
         ranges_df = spark.createDataFrame(ranges, "stratum string, split string, lo long, hi long")
         fresh = t_curate.assign_new(pending, ranges_df, c.seed)
     else:

@@ -15,6 +15,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from ptdm_spark import schemas
+from ptdm_spark.transforms.process import any_flag
 
 
 def unit_hash(key: Column, seed: str) -> Column:
@@ -29,12 +30,6 @@ def with_components(images: DataFrame, dups: DataFrame) -> DataFrame:
     return (images.join(d, "image_id", "left")
             .withColumn("eligible", F.col("_kept").isNull())
             .withColumn("kept_id", F.coalesce("_kept", "image_id")).drop("_kept"))
-
-
-def excluded(exclude_flags: Sequence[str]) -> Column:
-    if not exclude_flags:
-        return F.lit(False)
-    return F.arrays_overlap("flags", F.array(*[F.lit(f) for f in exclude_flags]))
 
 
 def quotas(existing: Mapping[str, Mapping[str, int]], new: Mapping[str, int],
@@ -66,6 +61,15 @@ def quotas(existing: Mapping[str, Mapping[str, int]], new: Mapping[str, int],
             lo += counts[s]
         out[stratum] = ranges
     return out
+
+
+def rank_ranges(existing: Sequence[tuple[str, str, int]], new: Mapping[str, int],
+                ratios: Mapping[str, float]) -> list[tuple[str, str, int, int]]:
+    """:func:`quotas` from (stratum, split, count) rows, flattened to (stratum, split, lo, hi)."""
+    have: dict[str, dict[str, int]] = {}
+    for st, sp, n in existing:
+        have.setdefault(st, {})[sp] = n
+    return [(st, sp, lo, hi) for st, rs in quotas(have, new, ratios).items() for sp, lo, hi in rs]
 
 
 def stratum(label: Column) -> Column:
@@ -125,7 +129,7 @@ def curated(members: DataFrame, splits: DataFrame, images: DataFrame, exclude_fl
             run_id: str) -> DataFrame:
     """Kept, not excluded members with their split; the image bytes come from ``images`` (read
     once, at the end)."""
-    kept = members.filter(F.col("eligible") & ~excluded(exclude_flags))
+    kept = members.filter(F.col("eligible") & ~any_flag(exclude_flags))
     out = (kept.join(splits.select("image_id", "split"), "image_id")
            .join(images.select("image_id", "image", "encoding"), "image_id")
            .withColumn("run_id", F.lit(run_id)))

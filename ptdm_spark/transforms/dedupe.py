@@ -3,7 +3,7 @@
 Images are grouped into *components*: images with identical normalized pixels, plus (method
 ``phash``) images whose pHashes are linked by a chain of near-duplicate pairs. The pairs come
 from banded hash keys (see :mod:`ptdm_spark.imaging.hashing`), never from all pairs; the
-components are computed in Spark by label propagation.
+components are computed in Spark (large-star / small-star rounds, :func:`components`).
 
 The kept image of a component is chosen by a stated, deterministic rule: the largest original
 resolution (width x height), then the smallest ``image_id``. Every other member is a
@@ -18,16 +18,14 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from ptdm_spark import schemas, udfs
+from ptdm_spark.transforms.process import any_flag
 
 
-def phash_eligible(images: DataFrame, min_side: int, skip_flags: Sequence[str]) -> Column:
+def phash_eligible(min_side: int, skip_flags: Sequence[str]) -> Column:
     """Images whose pHash means something: big enough for the 32x32 hash thumbnail, and not
     near-constant or low-information (their hashes are noise, and would chain unrelated images
     into giant components)."""
-    ok = F.col("phash").isNotNull() & (F.least("width", "height") >= min_side)
-    if skip_flags:
-        ok = ok & ~F.arrays_overlap("flags", F.array(*[F.lit(f) for f in skip_flags]))
-    return ok
+    return F.col("phash").isNotNull() & (F.least("width", "height") >= min_side) & ~any_flag(skip_flags)
 
 
 def band_rows(hashes: DataFrame, masks: Sequence[int]) -> DataFrame:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from ptdm_spark import schemas
@@ -47,6 +49,13 @@ def with_flags(df: DataFrame, q: QualityConfig) -> DataFrame:
     ]
     flags = F.array(*[F.when(cond, F.lit(name)) for name, cond in rules])
     return df.withColumn("flags", F.filter(flags, lambda x: x.isNotNull()))
+
+
+def any_flag(names: Sequence[str]) -> Column:
+    """True where an image carries any of the flags ``names`` (False when none are named)."""
+    if not names:
+        return F.lit(False)
+    return F.arrays_overlap("flags", F.array(*[F.lit(f) for f in names]))
 
 
 def images(processed: DataFrame, q: QualityConfig, run_id: str) -> DataFrame:
