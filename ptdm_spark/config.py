@@ -190,11 +190,14 @@ class PhashConfig:
 class DedupeConfig:
     methods: tuple[str, ...]
     phash: PhashConfig
+    driver_components_max_edges: int
 
     def __post_init__(self) -> None:
         bad = [m for m in self.methods if m not in ("pixel", "phash")]
         if bad:
             raise ConfigError(f"dedupe.methods: unknown method {bad[0]!r} (available: pixel, phash)")
+        if self.driver_components_max_edges < 0:
+            raise ConfigError("dedupe.driver_components_max_edges: must be 0 or more")
 
 
 

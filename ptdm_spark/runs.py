@@ -69,11 +69,6 @@ class Run:
         if v is not None:
             self.input_versions[table] = v
 
-    def note_output(self, spark: "SparkSession", table: str) -> None:
-        v = delta.table_version(spark, self.table_path(table))
-        if v is not None:
-            self.output_versions[table] = v
-
     def record(self, spark: "SparkSession", status: str) -> None:
         """Append this run's row to ``<dataset>/runs`` (and register the table)."""
         from pyspark.sql import Row

@@ -92,14 +92,17 @@ def _stage(spark: "SparkSession", df: "DataFrame", run: Run, name: str) -> "Data
     return spark.read.parquet(path)
 
 
-def _write(spark: "SparkSession", run: Run, table: str, df: "DataFrame", keys: tuple[str, ...], **kw: Any) -> int:
-    """Merge ``df`` into ``table``, register it, note its version; returns rows inserted."""
+def _write(spark: "SparkSession", run: Run, table: str, df: "DataFrame", keys: tuple[str, ...],
+           **kw: Any) -> dict[str, int]:
+    """Merge ``df`` into ``table``, register it, note its version; returns the commit's metrics
+    (rows inserted, source rows...; empty when nothing changed), read from the Delta log rather
+    than by counting the data again."""
     path = run.table_path(table)
-    before = delta.table_version(spark, path)
     delta.merge_into(spark, df, path, keys, **kw)
     delta.register(spark, run.dataset, table, path)
-    run.note_output(spark, table)
-    return delta.rows_inserted(spark, path, before)
+    version, metrics = delta.commit_of(spark, path, run.run_id)
+    run.output_versions[table] = version
+    return metrics
 
 
 def _read(spark: "SparkSession", run: Run, table: str, schema=None) -> "DataFrame":
@@ -138,76 +141,102 @@ class IngestInputs:
 
 
 def ingest(spark: "SparkSession", cfg: Config, run: Run, inputs: IngestInputs) -> dict[str, Any]:
-    """Sources -> raw_images (+ rejects for objects that could not be read)."""
-    resolved, manifest = inputs.sources, inputs.manifest
+    """Sources -> raw_images (+ rejects for objects that could not be read).
+
+    The image files' bytes are read once, by the ``raw_images`` write itself; what the job counts
+    afterwards it reads from the listing, the commit's metrics and the table's key columns."""
+    from pyspark.sql import functions as F
+
     clock = Clock("ingest")
-    read = sources.read_objects(spark, resolved, cfg.ingest, inputs.labels)
-    objects = read.objects if manifest is None else sources.apply_manifest(read.objects, manifest)
+    read = sources.read_objects(spark, inputs.sources, cfg.ingest, inputs.labels,
+                                stage=lambda df, name: _stage(spark, df, run, name))
+    clock.lap(f"listed {len(inputs.sources)} source(s), sorted the files by kind, staged the other objects")
+    objects = read.files.unionByName(read.others)
+    if inputs.manifest is not None:
+        objects = sources.apply_manifest(objects, inputs.manifest)
+    metrics = _write(spark, run, "raw_images", t_ingest.raw_images(objects, run.run_id), ("source_uri", "image_id"))
+    clock.lap("read the files and wrote raw_images")
 
-    clock.lap(f"listed {len(resolved)} source(s) and sorted the files by kind")
-    expected = _stage(spark, read.expected_files, run, "expected")
-    clock.lap("staged the expected file list")
-    staged = _stage(spark, objects, run, "objects")
-    clock.lap("read and staged the objects")
-    raw = t_ingest.raw_images(staged, run.run_id)
-    rejected = t_ingest.rejects(staged, run.run_id).unionByName(
-        t_ingest.unreadable(expected, staged, staged.filter("error_reason IS NOT NULL"), run.run_id))
-    rejected = _stage(spark, rejected, run, "rejects")
-    clock.lap("found the rejects")
-
-    inserted = _write(spark, run, "raw_images", raw, ("source_uri", "image_id"))
-    clock.lap("wrote raw_images")
+    # This run's objects as raw_images holds them (key columns only: no bytes are read).
+    uris = read.expected.select(F.col("path").alias("source_uri")).unionByName(
+        read.others.filter("error_reason IS NULL").select("source_uri"))
+    seen = (spark.read.format("delta").load(run.table_path("raw_images")).select("source_uri", "image_id")
+            .join(uris, "source_uri", "left_semi"))
+    rejected = _stage(spark, t_ingest.rejects(read.others, run.run_id).unionByName(
+        t_ingest.unreadable(read.expected, seen, read.others.filter("error_reason IS NOT NULL"), run.run_id)),
+        run, "rejects")
     _write(spark, run, "rejects", rejected, ("source_uri", "stage", "reason"))
-    clock.lap("wrote rejects")
+    clock.lap("found and wrote the rejects")
 
-    accepted = raw.count()
+    sizes = seen.agg(F.count_distinct("source_uri").alias("accepted"), F.count_distinct("image_id").alias("ids")).first()
+    accepted = int(sizes["accepted"])
     reasons = _by(rejected, "reason")
-    distinct = raw.select("image_id").distinct().count()
-    run.counts.update(objects=accepted + sum(reasons.values()), accepted=accepted, inserted=inserted,
-                      distinct_ids=distinct, rejected=sum(reasons.values()),
-                      **{f"rejected_{k}": v for k, v in reasons.items()})
+    run.counts.update(objects=accepted + sum(reasons.values()), accepted=accepted,
+                      inserted=delta.rows_inserted(metrics), distinct_ids=int(sizes["ids"]),
+                      rejected=sum(reasons.values()), **{f"rejected_{k}": v for k, v in reasons.items()})
     report.ingest_summary(run.counts, reasons)
     return run.counts
 
 
 def process(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
-    """raw_images -> images (decoded, validated, scored, normalized) + rejects (reason codes)."""
+    """raw_images -> images (decoded, validated, scored, normalized) + rejects (reason codes).
+
+    Two passes, so that the normalized bytes of the accepted images are written once, straight
+    from the workers into ``images``: the first pass writes what it accepts and drops what it
+    rejects; what is then still pending (the rejects, normally few) is processed again, staged,
+    and written with its reasons (and into ``images``, should an image pass this time)."""
     from pyspark.sql import functions as F
 
     raw = _read(spark, run, "raw_images")
-    images = _read(spark, run, "images", schemas.IMAGES)
-    rejects = _read(spark, run, "rejects", schemas.REJECTS)
-    done = images.select("image_id").unionByName(
-        rejects.filter(F.col("stage") == "process").select("image_id")).distinct()
-
-    stats = (raw.groupBy("image_id").agg(F.first("size_bytes").alias("n")).join(done, "image_id", "left_anti")
+    _read(spark, run, "images", schemas.IMAGES)  # notes the input versions
+    _read(spark, run, "rejects", schemas.REJECTS)
+    stats = (raw.groupBy("image_id").agg(F.first("size_bytes").alias("n")).join(_done(spark, run), "image_id", "left_anti")
              .agg(F.count(F.lit(1)).alias("images"), F.sum("n").alias("bytes")).first())
     todo_n, todo_bytes = int(stats["images"]), int(stats["bytes"] or 0)
     log(f"[process] {todo_n} new image(s), {todo_bytes / 1e6:.1f} MB")
+    inserted, reasons = 0, {}
     if todo_n:
         _size_batches(spark, cfg, todo_n, todo_bytes)
-        todo = t_process.pending(raw, done)
+        clock = Clock("process")
         # A multiple of the cores, so that the last wave of tasks keeps every core busy.
         cores = spark.sparkContext.defaultParallelism
         parts = cores * max(2, math.ceil(todo_bytes / (32 << 20) / cores))
-        processed = todo.repartition(parts).mapInPandas(
-            udfs.process_images(Params.from_config(cfg.process), t_process.PASSTHROUGH), schemas.PROCESSED_OUT)
-        clock = Clock("process")
-        processed = _stage(spark, processed, run, "processed")
-        clock.lap(f"decoded, scored and normalized in {parts} tasks")
-        new_images = t_process.images(processed, cfg.process.quality, run.run_id)
-        new_rejects = t_process.rejects(processed, run.run_id)
-        inserted = _write(spark, run, "images", new_images, ("image_id",))
-        clock.lap("wrote images")
+        processed = _process_udf(cfg, t_process.pending(raw, _done(spark, run)), parts)
+        inserted = delta.rows_inserted(_write(spark, run, "images", t_process.images(processed, cfg.process.quality,
+                                                                                     run.run_id), ("image_id",)))
+        clock.lap(f"decoded, scored, normalized and wrote images in {parts} tasks")
+
+        left = _stage(spark, _process_udf(cfg, t_process.pending(raw, _done(spark, run)), cores), run, "left")
+        outcome = _by(left.withColumn("ok", F.col("reason").isNull()), "ok")
+        if outcome.get("true"):
+            inserted += delta.rows_inserted(_write(spark, run, "images", t_process.images(
+                left, cfg.process.quality, run.run_id), ("image_id",)))
+        new_rejects = t_process.rejects(left, run.run_id)
         _write(spark, run, "rejects", new_rejects, ("source_uri", "stage", "reason"))
-        clock.lap("wrote rejects")
         reasons = _by(new_rejects, "reason")
-    else:
-        inserted, reasons = 0, {}
+        clock.lap(f"processed the {sum(outcome.values())} image(s) it rejected again and wrote rejects")
     run.counts.update(pending=todo_n, images=inserted, rejected=sum(reasons.values()),
                       **{f"rejected_{k}": v for k, v in reasons.items()})
     report.process_summary(run.counts, reasons)
     return run.counts
+
+
+def _done(spark: "SparkSession", run: Run) -> "DataFrame":
+    """Ids the process stage has already decided: in ``images`` or rejected by process (read anew
+    each time: a DataFrame over a Delta table keeps the snapshot it was made with)."""
+    from pyspark.sql import functions as F
+
+    ids = spark.createDataFrame([], "image_id string")
+    for table, cond in (("images", "true"), ("rejects", "stage = 'process'")):
+        path = run.table_path(table)
+        if delta.is_delta_table(spark, path):
+            ids = ids.unionByName(spark.read.format("delta").load(path).filter(cond).select("image_id"))
+    return ids.filter(F.col("image_id").isNotNull()).distinct()
+
+
+def _process_udf(cfg: Config, todo: "DataFrame", parts: int) -> "DataFrame":
+    return todo.repartition(parts).mapInPandas(
+        udfs.process_images(Params.from_config(cfg.process), t_process.PASSTHROUGH), schemas.PROCESSED_OUT)
 
 
 def _size_batches(spark: "SparkSession", cfg: Config, n: int, total_bytes: int) -> None:
@@ -272,7 +301,7 @@ def _near_duplicate_graph(spark: "SparkSession", cfg: Config, run: Run, eligible
         parts = max(2 * spark.sparkContext.defaultParallelism, math.ceil((new + old) * len(masks) / 2_000_000))
         found = _stage(spark, t_dedupe.near_pairs(hashes, masks, p.max_distance, parts, run.run_id, all_new=not old),
                        run, "pairs")
-        run.counts["pairs_new"] = _write(spark, run, "phash_pairs", found, ("a", "b"))
+        run.counts["pairs_new"] = delta.rows_inserted(_write(spark, run, "phash_pairs", found, ("a", "b")))
         searched = hashes.filter("is_new").select("phash", F.lit(p.max_distance).alias("max_distance"),
                                                    F.lit(run.run_id).alias("run_id"))
         _write(spark, run, "phash_index", schemas.conform(searched, schemas.PHASH_INDEX), ("phash",),
@@ -287,8 +316,11 @@ def _near_duplicate_graph(spark: "SparkSession", cfg: Config, run: Run, eligible
     run.counts["pairs"] = pairs.count()
     if not run.counts["pairs"]:
         return None
-    comps = t_dedupe.components(pairs, lambda df, i: _stage(spark, df, run, f"components-{i}"))
-    clock.lap(f"components of {run.counts['pairs']} near-duplicate pair(s)")
+    if run.counts["pairs"] <= cfg.dedupe.driver_components_max_edges:
+        comps, where = _stage(spark, t_dedupe.components_in_memory(pairs), run, "components"), "on the driver"
+    else:
+        comps, where = t_dedupe.components(pairs, lambda df, i: _stage(spark, df, run, f"components-{i}")), "in Spark"
+    clock.lap(f"components of {run.counts['pairs']} near-duplicate pair(s), {where}")
     return comps
 
 
@@ -318,8 +350,8 @@ def curate(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
     else:
         fresh = spark.createDataFrame([], "image_id string, split string, origin string")
     new_splits = placed.filter(F.col("split").isNotNull()).select("image_id", "split", "origin").unionByName(fresh)
-    run.counts["split_assigned"] = _write(spark, run, "splits", t_curate.split_rows(new_splits, run.run_id),
-                                          ("image_id",))
+    run.counts["split_assigned"] = delta.rows_inserted(
+        _write(spark, run, "splits", t_curate.split_rows(new_splits, run.run_id), ("image_id",)))
     splits = _read(spark, run, "splits")
     leaks = _stage(spark, t_curate.leakage(members, splits, run.run_id), run, "leakage")
     _write(spark, run, "leakage", leaks, ("image_id",), update_when_changed=("split", "kept_id", "train_ids"),

@@ -165,12 +165,28 @@ def register(spark: "SparkSession", dataset: str, table: str, path: str) -> None
         spark.sql(f"CREATE TABLE IF NOT EXISTS `{dataset}`.`{table}` USING DELTA LOCATION '{path}'")
 
 
-def last_commit_metrics(spark: "SparkSession", path: str) -> dict[str, int]:
-    """Operation metrics of the table's latest commit (rows inserted, updated, deleted...)."""
+def commit_of(spark: "SparkSession", path: str, run_id: str, look_back: int = 20) -> tuple[int | None, dict[str, int]]:
+    """(the table's version, operation metrics of the newest commit stamped with ``run_id``) from
+    one read of the table's history; the metrics are empty when the run made no commit (a write
+    with nothing to change). Concurrent writers' later commits are looked past."""
     from delta.tables import DeltaTable
 
-    row = DeltaTable.forPath(spark, path).history(1).select("operationMetrics").first()
-    metrics = (row[0] or {}) if row else {}
+    if not is_delta_table(spark, path):
+        return None, {}
+    rows = DeltaTable.forPath(spark, path).history(look_back).select(
+        "version", "userMetadata", "operationMetrics").collect()
+    version = max(r["version"] for r in rows)
+    for r in sorted(rows, key=lambda r: -r["version"]):
+        try:
+            meta = json.loads(r["userMetadata"] or "{}")
+        except ValueError:
+            continue
+        if meta.get("run_id") == run_id:
+            return version, _ints(r["operationMetrics"] or {})
+    return version, {}
+
+
+def _ints(metrics: Mapping[str, str]) -> dict[str, int]:
     out = {}
     for k, v in metrics.items():
         try:
@@ -180,9 +196,11 @@ def last_commit_metrics(spark: "SparkSession", path: str) -> dict[str, int]:
     return out
 
 
-def rows_inserted(spark: "SparkSession", path: str, version_before: int | None) -> int:
-    """Rows the last write added: 0 when it made no commit (the version did not move)."""
-    if table_version(spark, path) == version_before:
-        return 0
-    m = last_commit_metrics(spark, path)
-    return m.get("numTargetRowsInserted", m.get("numOutputRows", 0))
+def rows_inserted(metrics: Mapping[str, int]) -> int:
+    """Rows a commit added: a MERGE's inserted rows, or all rows of a plain write."""
+    return metrics.get("numTargetRowsInserted", metrics.get("numOutputRows", 0))
+
+
+def source_rows(metrics: Mapping[str, int]) -> int:
+    """Rows the writer was given: a MERGE's source rows, or all rows of a plain write."""
+    return metrics.get("numSourceRows", metrics.get("numOutputRows", 0))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -140,36 +141,56 @@ def _binary(spark: "SparkSession", paths: list[str] | str, cfg: IngestConfig, gl
 
 @dataclass
 class Read:
-    """What ingest reads: the objects, and the files expected to yield one (for 'unreadable')."""
+    """What ingest reads, in three parts, so that image bytes are read once, by the table write:
 
-    objects: "DataFrame"
-    expected_files: "DataFrame"  # path of every image file the listing found within the byte limit
+    * ``files``: image files, their bytes read by Spark's ``binaryFile`` scan when consumed (lazy);
+    * ``others``: every other object (archive members, IDX / CIFAR images, and the error objects
+      of files that cannot be images: unsupported, too large, empty), already staged;
+    * ``expected``: the path of every image file the listing found within the byte limit (a
+      file that yields no row anywhere could not be read: ``unreadable``), already staged.
+    """
+
+    files: "DataFrame"
+    others: "DataFrame"
+    expected: "DataFrame"
 
 
-def read_objects(spark: "SparkSession", sources: list[Source], cfg: IngestConfig, labels: str) -> Read:
-    """All source objects of ``sources`` as one ``schemas.OBJECTS`` DataFrame (lazy)."""
+Stage = Callable[["DataFrame", str], "DataFrame"]
+
+
+def read_objects(spark: "SparkSession", sources: list[Source], cfg: IngestConfig, labels: str, stage: Stage) -> Read:
+    """All source objects of ``sources`` (``schemas.OBJECTS``). ``stage(df, name)`` writes a
+    small intermediate once and returns it read back.
+
+    A folder is listed once: the listing (path, length, time, kind; no bytes) is staged and every
+    kind, the error objects, the empty files and the expected set come from it. Only the image
+    files' bytes are read, by a second scan filtered by extension (a Spark file index lists the
+    folder again, on the driver, which costs far less than a scan of every file's status).
+    """
     from pyspark.sql import functions as F
 
     spark.conf.set("spark.sql.files.openCostInBytes", str(cfg.open_cost_bytes))
     spark.conf.set("spark.sql.files.maxPartitionBytes", str(cfg.max_partition_bytes))
     dirname = labels == "dirname"
 
-    parts: list[DataFrame] = []
+    files: list[DataFrame] = []
+    others: list[DataFrame] = []
     expected: list[DataFrame] = []
     side_files: list[tuple[str, str, int]] = []  # (path, kind, length) of non-image files found
 
-    for src in sources:
+    for i, src in enumerate(sources):
         root = src.uri.rstrip("/")
         if src.is_dir:
             scan = _binary(spark, root, cfg)
-            listing = scan.select("path", "length", "modificationTime").withColumn("kind", kind_column("path", cfg))
-            parts.append(_empty_files(spark, scan, listing, root, dirname))
+            listing = stage(scan.select("path", "length", "modificationTime").withColumn("kind", kind_column("path", cfg)),
+                            f"listing-{i}")
+            others.append(_empty_files(spark, scan, listing, root, dirname))
             side = listing.filter(~F.col("kind").isin("image", "other")).select("path", "kind", "length")
             side_files += [(r.path, r.kind, r.length) for r in side.collect()]
             bad = listing.filter(
                 (F.col("kind") == "other") | ((F.col("kind") == "image") & (F.col("length") > cfg.max_bytes))
             )
-            parts.append(_errors_from_listing(bad, root, cfg, dirname))
+            others.append(_errors_from_listing(bad, root, cfg, dirname))
             expected.append(listing.filter((F.col("kind") == "image") & (F.col("length") <= cfg.max_bytes))
                             .select("path"))
             images = _binary(spark, root, cfg, glob=_glob(cfg.extensions))
@@ -181,21 +202,22 @@ def read_objects(spark: "SparkSession", sources: list[Source], cfg: IngestConfig
                 continue
             images = _binary(spark, root, cfg, recursive=False)
             expected.append(images.filter(F.col("length") <= cfg.max_bytes).select("path"))
-            parts.append(_errors_from_listing(
+            others.append(_errors_from_listing(
                 images.select("path", "length", "modificationTime").filter(F.col("length") > cfg.max_bytes)
                 .withColumn("kind", F.lit("image")), posixpath.dirname(root), cfg, dirname))
             root = posixpath.dirname(root)
-        parts.append(_image_objects(images.filter(F.col("length") <= cfg.max_bytes), root, dirname))
+        files.append(_image_objects(images.filter(F.col("length") <= cfg.max_bytes), root, dirname))
 
-    parts += _side_objects(spark, side_files, cfg, labels)
-    objects = parts[0]
-    for p in parts[1:]:
-        objects = objects.unionByName(p)
-    empty_expected = spark.createDataFrame([], "path string")
-    exp = empty_expected
-    for e in expected:
-        exp = exp.unionByName(e)
-    return Read(objects, exp)
+    others += _side_objects(spark, side_files, cfg, labels)
+    return Read(files=_union(spark, files, schemas.OBJECTS), others=stage(_union(spark, others, schemas.OBJECTS), "others"),
+                expected=stage(_union(spark, expected, "path string"), "expected"))
+
+
+def _union(spark: "SparkSession", parts: list["DataFrame"], schema) -> "DataFrame":
+    out = spark.createDataFrame([], schema)
+    for p in parts:
+        out = out.unionByName(p)
+    return out
 
 
 def _empty_files(spark: "SparkSession", scan: "DataFrame", listing: "DataFrame", root: str,

@@ -3,7 +3,8 @@
 Images are grouped into *components*: images with identical normalized pixels, plus (method
 ``phash``) images whose pHashes are linked by a chain of near-duplicate pairs. The pairs come
 from banded hash keys (see :mod:`ptdm_spark.imaging.hashing`), never from all pairs; the
-components are computed in Spark (large-star / small-star rounds, :func:`components`).
+components are computed on the driver when the pairs fit there (:func:`components_in_memory`),
+else in Spark (large-star / small-star rounds, :func:`components`).
 
 The kept image of a component is chosen by a stated, deterministic rule: the largest original
 resolution (width x height), then the smallest ``image_id``. Every other member is a
@@ -91,6 +92,19 @@ def components(edges: DataFrame, checkpoint: Callable[[DataFrame, int], DataFram
             return e.select(F.col("b").alias("node"), F.col("a").alias("comp")).unionByName(
                 e.select(F.col("a").alias("node"), F.col("a").alias("comp"))).distinct()
     raise RuntimeError(f"components did not settle in {max_rounds} rounds")  # a bug, not bad data
+
+
+def components_in_memory(edges: DataFrame) -> DataFrame:
+    """:func:`components`, computed on the driver (numpy, :mod:`ptdm_spark.imaging.graph`): the
+    edges are collected (Arrow), the answer is a local DataFrame. For graphs of a few million
+    edges at most; a dozen Spark jobs of the distributed rounds cost more than that."""
+    from ptdm_spark.imaging import graph
+
+    pdf = edges.select("a", "b").toPandas()
+    nodes, comp = graph.components(pdf["a"].to_numpy(), pdf["b"].to_numpy())
+    import pandas as pd
+
+    return edges.sparkSession.createDataFrame(pd.DataFrame({"node": nodes, "comp": comp}), "node long, comp long")
 
 
 def _undirected(pairs: DataFrame) -> DataFrame:

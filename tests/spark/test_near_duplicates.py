@@ -83,7 +83,7 @@ def test_near_pairs_in_spark_equal_brute_force(spark):
 
 
 def test_components_of_chains_and_stars(spark, tmp_path):
-    from ptdm_spark.transforms.dedupe import components
+    from ptdm_spark.transforms.dedupe import components, components_in_memory
 
     rng = np.random.default_rng(1)
     chain = [int(x) for x in rng.permutation(np.arange(100, 300))]  # a 200-node path in random id order
@@ -93,9 +93,12 @@ def test_components_of_chains_and_stars(spark, tmp_path):
         df.write.parquet(str(tmp_path / str(i)))
         return spark.read.parquet(str(tmp_path / str(i)))
 
-    got = components(spark.createDataFrame(edges, "a long, b long"), checkpoint)
-    expected = [(n, 100) for n in chain] + [(5, 5), (9, 5), (7, 5)] + [(n, 1000) for n in (1000, 1001, 1002, 1003)]
-    assertDataFrameEqual(got, spark.createDataFrame(expected, "node long, comp long"))
+    df = spark.createDataFrame(edges, "a long, b long")
+    expected = spark.createDataFrame(
+        [(n, 100) for n in chain] + [(5, 5), (9, 5), (7, 5)] + [(n, 1000) for n in (1000, 1001, 1002, 1003)],
+        "node long, comp long")
+    assertDataFrameEqual(components(df, checkpoint), expected)
+    assertDataFrameEqual(components_in_memory(df), expected)  # the driver's way, for graphs that fit there
 
 
 def test_incremental_batch_bridges_two_old_components(spark, cfg):
@@ -117,9 +120,11 @@ def test_incremental_batch_bridges_two_old_components(spark, cfg):
     pairs = _table(spark, cfg, ds, "phash_pairs").collect()
     assert {(r.a, r.b) for r in pairs} == {(min(a, b), max(a, b)), (min(b, c), max(b, c))}
 
-    third = _stage(spark, cfg, ds, "dedupe")  # nothing new: nothing searched, same answer
+    # Nothing new: nothing searched, same answer; the components in Spark this time, not on the driver.
+    in_spark = dataclasses.replace(cfg, dedupe=dataclasses.replace(cfg.dedupe, driver_components_max_edges=0))
+    third = _stage(spark, in_spark, ds, "dedupe")
     assert (third["hashes_new"], third.get("pairs_new", 0)) == (0, 0)
-    assert _table(spark, cfg, ds, "duplicates").count() == 2
+    assert {(r.image_id, r.kept_id, r.method, r.distance) for r in _table(spark, cfg, ds, "duplicates").collect()} == dups
 
 
 def test_far_pairs_count_only_when_their_dhashes_agree(spark, cfg):
