@@ -162,15 +162,19 @@ def ingest(spark: "SparkSession", cfg: Config, run: Run, inputs: IngestInputs) -
         read.others.filter("error_reason IS NULL").select("source_uri"))
     seen = (spark.read.format("delta").load(run.table_path("raw_images")).select("source_uri", "image_id")
             .join(uris, "source_uri", "left_semi"))
-    rejected = _stage(spark, t_ingest.rejects(read.others, run.run_id).unionByName(
-        t_ingest.unreadable(read.expected, seen, read.others.filter("error_reason IS NOT NULL"), run.run_id)),
-        run, "rejects")
-    _write(spark, run, "rejects", rejected, ("source_uri", "stage", "reason"))
-    clock.lap("found and wrote the rejects")
-
-    sizes = seen.agg(F.count_distinct("source_uri").alias("accepted"), F.count_distinct("image_id").alias("ids")).first()
-    accepted = int(sizes["accepted"])
+    sizes = seen.agg(F.count_distinct("source_uri").alias("accepted"), F.count_distinct("image_id").alias("ids"),
+                     ).first()
+    accepted, listed = int(sizes["accepted"]), uris.count()
+    errors = read.others.filter("error_reason IS NOT NULL")
+    rejected = t_ingest.rejects(read.others, run.run_id)
+    if accepted < listed:  # a listed file yielded no row: it could not be read
+        rejected = rejected.unionByName(t_ingest.unreadable(read.expected, seen, errors, run.run_id))
+    rejected = _stage(spark, rejected, run, "rejects")
     reasons = _by(rejected, "reason")
+    if reasons or not delta.is_delta_table(spark, run.table_path("rejects")):  # no empty MERGE
+        _write(spark, run, "rejects", rejected, ("source_uri", "stage", "reason"))
+    clock.lap("counted, found and wrote the rejects")
+
     run.counts.update(objects=accepted + sum(reasons.values()), accepted=accepted,
                       inserted=delta.rows_inserted(metrics), distinct_ids=int(sizes["ids"]),
                       rejected=sum(reasons.values()), **{f"rejected_{k}": v for k, v in reasons.items()})
@@ -183,8 +187,9 @@ def process(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
 
     Two passes, so that the normalized bytes of the accepted images are written once, straight
     from the workers into ``images``: the first pass writes what it accepts and drops what it
-    rejects; what is then still pending (the rejects, normally few) is processed again, staged,
-    and written with its reasons (and into ``images``, should an image pass this time)."""
+    rejects. When it wrote fewer images than were pending, what is still pending (the rejects,
+    normally few) is processed again, staged, and written with its reasons (and into ``images``,
+    should an image pass this time)."""
     from pyspark.sql import functions as F
 
     raw = _read(spark, run, "raw_images")
@@ -206,15 +211,16 @@ def process(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
                                                                                      run.run_id), ("image_id",)))
         clock.lap(f"decoded, scored, normalized and wrote images in {parts} tasks")
 
-        left = _stage(spark, _process_udf(cfg, t_process.pending(raw, _done(spark, run)), cores), run, "left")
-        outcome = _by(left.withColumn("ok", F.col("reason").isNull()), "ok")
-        if outcome.get("true"):
-            inserted += delta.rows_inserted(_write(spark, run, "images", t_process.images(
-                left, cfg.process.quality, run.run_id), ("image_id",)))
-        new_rejects = t_process.rejects(left, run.run_id)
-        _write(spark, run, "rejects", new_rejects, ("source_uri", "stage", "reason"))
-        reasons = _by(new_rejects, "reason")
-        clock.lap(f"processed the {sum(outcome.values())} image(s) it rejected again and wrote rejects")
+        if inserted < todo_n:  # some were rejected (or a concurrent writer inserted them first)
+            left = _stage(spark, _process_udf(cfg, t_process.pending(raw, _done(spark, run)), cores), run, "left")
+            outcome = _by(left.withColumn("ok", F.col("reason").isNull()), "ok")
+            if outcome.get("true"):
+                inserted += delta.rows_inserted(_write(spark, run, "images", t_process.images(
+                    left, cfg.process.quality, run.run_id), ("image_id",)))
+            new_rejects = t_process.rejects(left, run.run_id)
+            _write(spark, run, "rejects", new_rejects, ("source_uri", "stage", "reason"))
+            reasons = _by(new_rejects, "reason")
+            clock.lap(f"processed the {sum(outcome.values())} image(s) it rejected again and wrote rejects")
     run.counts.update(pending=todo_n, images=inserted, rejected=sum(reasons.values()),
                       **{f"rejected_{k}": v for k, v in reasons.items()})
     report.process_summary(run.counts, reasons)

@@ -145,9 +145,10 @@ class Read:
 
     * ``files``: image files, their bytes read by Spark's ``binaryFile`` scan when consumed (lazy);
     * ``others``: every other object (archive members, IDX / CIFAR images, and the error objects
-      of files that cannot be images: unsupported, too large, empty), already staged;
+      of files that cannot be images: unsupported, too large, empty), staged when it holds
+      expanded objects;
     * ``expected``: the path of every image file the listing found within the byte limit (a
-      file that yields no row anywhere could not be read: ``unreadable``), already staged.
+      file that yields no row anywhere could not be read: ``unreadable``).
     """
 
     files: "DataFrame"
@@ -208,9 +209,11 @@ def read_objects(spark: "SparkSession", sources: list[Source], cfg: IngestConfig
             root = posixpath.dirname(root)
         files.append(_image_objects(images.filter(F.col("length") <= cfg.max_bytes), root, dirname))
 
-    others += _side_objects(spark, side_files, cfg, labels)
-    return Read(files=_union(spark, files, schemas.OBJECTS), others=stage(_union(spark, others, schemas.OBJECTS), "others"),
-                expected=stage(_union(spark, expected, "path string"), "expected"))
+    side = _side_objects(spark, side_files, cfg, labels)
+    others = _union(spark, others + side, schemas.OBJECTS)
+    # Expanding archives and arrays is work: done once. The rest comes from the staged listings.
+    return Read(files=_union(spark, files, schemas.OBJECTS), others=stage(others, "others") if side else others,
+                expected=_union(spark, expected, "path string"))
 
 
 def _union(spark: "SparkSession", parts: list["DataFrame"], schema) -> "DataFrame":
