@@ -143,24 +143,72 @@ class TreeSampler(threading.Thread):
             self.stop.wait(self.every)
 
 
-def pipeline(folder: Path, lakehouse: Path, extra: list[str]) -> dict:
+def pipeline(folder: Path, lakehouse: Path, extra: list[str], events: Path | None = None) -> dict:
     cmd = [str(ROOT / ".venv" / "bin" / "ptdm"), "run", str(folder), "--dataset", "bench",
            "--set", f"lakehouse.root={lakehouse}", "--set", "spark.progress=false", *extra]
+    if events is not None:  # Spark's event log, uncompressed: every job with its start and end
+        events.mkdir(parents=True, exist_ok=True)
+        cmd += ["--set", "spark.conf.spark.eventLog.enabled=true", "--set", "spark.conf.spark.eventLog.compress=false",
+                "--set", f"spark.conf.spark.eventLog.dir={events.as_uri()}"]
     t = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler = TreeSampler(proc.pid)
     sampler.start()
-    out, err = proc.communicate()
+    err_lines: list[str] = []
+    first_stage: list[float] = []
+
+    def read_err() -> None:  # the time the first stage starts = Spark's start-up
+        for line in proc.stderr:
+            if not first_stage and line.startswith("[ingest] run "):
+                first_stage.append(time.monotonic() - t)
+            err_lines.append(line)
+
+    reader = threading.Thread(target=read_err, daemon=True)
+    reader.start()
+    out = proc.stdout.read()
+    proc.wait()
+    reader.join()
     wall = time.monotonic() - t
     sampler.stop.set()
     sampler.join()
+    err = "".join(err_lines)
     if proc.returncode != 0:
         raise SystemExit(f"ptdm run failed ({proc.returncode}):\n{err[-3000:]}")
     stages = {m.group(1): float(m.group(2)) for m in re.finditer(r"^\[(\w+)\] succeeded in ([\d.]+)s", err, re.M)}
     images = int(re.search(r"in images\s+(\d+)", out).group(1))
-    return {"wall": wall, "stages": stages, "images": images, "output": out,
+    return {"wall": wall, "stages": stages, "images": images, "output": out, "startup": first_stage[0] if first_stage else 0.0,
+            "laps": re.findall(r"^\[\w+\] .*\([\d.]+s\)$", err, re.M),
             "jvm_peak_mb": sampler.jvm_peak / 2**20, "worker_peak_mb": sampler.worker_peak / 2**20,
             "workers_sum_peak_mb": sampler.workers_sum_peak / 2**20}
+
+
+def job_profile(events: Path) -> dict:
+    """From Spark's event log: how many jobs ran, how long they ran (the union of their
+    intervals: jobs may overlap), and the longest ones by what started them."""
+    import json
+
+    jobs: dict[int, dict] = {}
+    for f in events.rglob("*"):
+        if not f.is_file() or f.name.startswith("."):
+            continue
+        for line in f.open():
+            e = json.loads(line)
+            if e["Event"] == "SparkListenerJobStart":
+                names = [st["Stage Name"] for st in e["Stage Infos"]] or ["?"]
+                jobs[e["Job ID"]] = {"start": e["Submission Time"], "what": names[-1].split(" at ")[0]}
+            elif e["Event"] == "SparkListenerJobEnd" and e["Job ID"] in jobs:
+                jobs[e["Job ID"]]["end"] = e["Completion Time"]
+    spans = sorted((j["start"], j["end"]) for j in jobs.values() if "end" in j)
+    busy, cur_start, cur_end = 0, None, None
+    for a, b in spans:
+        if cur_end is None or a > cur_end:
+            busy += (cur_end - cur_start) if cur_end is not None else 0
+            cur_start, cur_end = a, b
+        else:
+            cur_end = max(cur_end, b)
+    busy += (cur_end - cur_start) if cur_end is not None else 0
+    longest = sorted((j["end"] - j["start"], j["what"]) for j in jobs.values() if "end" in j)[::-1][:5]
+    return {"jobs": len(jobs), "busy_s": busy / 1000, "longest": [(ms / 1000, what) for ms, what in longest]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--label", default=None, help="name of the input in the results table")
     p.add_argument("--markdown", type=Path, help="append the results table to this file")
     p.add_argument("--set", action="append", default=[], dest="overrides", help="passed to ptdm run")
+    p.add_argument("--skip-baseline", action="store_true", help="run the pipeline only (memory runs)")
     a = p.parse_args(argv)
     files = list_files(a.folder)
     if not files:
@@ -177,30 +226,50 @@ def main(argv: list[str] | None = None) -> int:
     label = a.label or a.folder.name
     work = Path(tempfile.mkdtemp(prefix="ptdm-bench-"))
     try:
-        print(f"harness: {len(files)} files in {a.folder}; baseline loop ...", file=sys.stderr, flush=True)
-        base = baseline(files, work / "baseline.parquet")
-        print(f"harness: baseline {base['wall']:.1f}s; pipeline (ptdm run, local[2]) ...", file=sys.stderr, flush=True)
-        pipe = pipeline(a.folder, work / "lakehouse", [x for o in a.overrides for x in ("--set", o)])
+        base = None
+        if not a.skip_baseline:
+            print(f"harness: {len(files)} files in {a.folder}; baseline loop ...", file=sys.stderr, flush=True)
+            base = baseline(files, work / "baseline.parquet")
+            print(f"harness: baseline {base['wall']:.1f}s", file=sys.stderr, flush=True)
+        print("harness: pipeline (ptdm run, local[2]) ...", file=sys.stderr, flush=True)
+        pipe = pipeline(a.folder, work / "lakehouse", [x for o in a.overrides for x in ("--set", o)], work / "events")
+        prof = job_profile(work / "events")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     n = len(files)
-    rows = [("baseline loop (1 process)", base["wall"], f"{base['peak_rss_mb']:.0f} MB (process)")]
+    rows = []
+    if base:
+        rows.append(("baseline loop (1 process)", base["wall"], f"{base['peak_rss_mb']:.0f} MB (process)"))
+    rows.append(("  Spark start-up (to the first stage)", pipe["startup"], ""))
     for stage in ("ingest", "process", "dedupe", "curate"):
         if stage in pipe["stages"]:
             rows.append((f"  ptdm {stage}", pipe["stages"][stage], ""))
     rows.append(("ptdm run (local[2], start-up included)", pipe["wall"],
                  f"JVM {pipe['jvm_peak_mb']:.0f} MB; Python worker max {pipe['worker_peak_mb']:.0f} MB "
                  f"(all workers {pipe['workers_sum_peak_mb']:.0f} MB)"))
-    ratio = base["wall"] / pipe["wall"]
+    decoded = f"{base['ok']} decoded by the baseline, " if base else ""
     lines = [
-        f"### {label}: {n} images ({base['ok']} decoded by the baseline, {pipe['images']} in images)",
+        f"### {label}: {n} images ({decoded}{pipe['images']} in images)",
         "",
         "| run | seconds | images/s | peak memory |",
         "|---|---:|---:|---|",
-        *[f"| {name} | {sec:.1f} | {n / sec:.0f} | {mem} |" for name, sec, mem in rows],
+        *[f"| {name} | {sec:.1f} | {n / sec:.0f} | {mem} |" if sec else f"| {name} | – | – | {mem} |"
+          for name, sec, mem in rows],
         "",
-        f"ratio pipeline/baseline (throughput): **{ratio:.2f}**",
+    ]
+    if base:
+        lines += [f"ratio pipeline/baseline (throughput): **{base['wall'] / pipe['wall']:.2f}**", ""]
+    lines += [
+        f"Spark jobs: {prof['jobs']}, running {prof['busy_s']:.1f} s of the {pipe['wall']:.1f} s "
+        f"(the rest: JVM and catalog start-up, planning, Delta commits, Python); longest: "
+        + ", ".join(f"{what} {sec:.1f} s" for sec, what in prof["longest"]),
+        "",
+        "Stage profile (`ptdm run`'s progress lines):",
+        "",
+        "```",
+        *pipe["laps"],
+        "```",
         "",
     ]
     text = "\n".join(lines)

@@ -28,5 +28,10 @@ def test_harness_on_a_tiny_folder(tmp_path):
     text = md.read_text()
     assert "### tiny: 20 images (20 decoded by the baseline, 20 in images)" in text
     assert "ptdm process |" in text and "ratio pipeline/baseline" in text
+    startup = float(text.split("Spark start-up (to the first stage) | ")[1].split(" |")[0])
+    assert 1 < startup < float(text.split("| ptdm run (local[2], start-up included) | ")[1].split(" |")[0])
+    jobs = int(text.split("Spark jobs: ")[1].split(",")[0])
+    assert jobs > 10  # the event log was read: every stage runs several jobs
+    assert "[process] decoded, scored, normalized and wrote images" in text  # the stage profile
     jvm = float(text.split("JVM ")[1].split(" MB")[0])
     assert jvm > 100  # the sampler really found the driver JVM
