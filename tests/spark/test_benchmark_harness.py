@@ -35,3 +35,13 @@ def test_harness_on_a_tiny_folder(tmp_path):
     assert "[process] decoded, scored, normalized and wrote images" in text  # the stage profile
     jvm = float(text.split("JVM ")[1].split(" MB")[0])
     assert jvm > 100  # the sampler really found the driver JVM
+
+
+def test_overheads_prints_every_building_block():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.overheads", "--repeat", "1"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "building block" not in line]
+    assert len(rows) == 9
+    merge = next(r for r in rows if r.startswith("| Delta MERGE"))
+    assert float(merge.split("|")[2]) > 0.05  # a MERGE really ran (several Spark jobs)
