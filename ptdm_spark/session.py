@@ -74,10 +74,6 @@ def spark_properties(spark_cfg: SparkConfig, lakehouse: LakehouseConfig, *, unde
         # over HDFS: one task done, the other never launched, both cores idle). Locality buys
         # little for image blobs; waiting for it is not worth a hang. Override in spark.conf.
         "spark.locality.wait": "0",
-        # Local files (file:) without Hadoop's checksum layer: its LocalFileSystem probes for a
-        # .crc file beside every file it opens, which made reading 70,000 small images ~40 %
-        # slower (benchmarks/README.md). Disks and Delta/Parquet carry their own checks.
-        "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
     }
     if not under_submit:
         props["spark.master"] = spark_cfg.master
