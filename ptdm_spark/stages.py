@@ -162,8 +162,7 @@ def ingest(spark: "SparkSession", cfg: Config, run: Run, inputs: IngestInputs) -
         read.others.filter("error_reason IS NULL").select("source_uri"))
     seen = (spark.read.format("delta").load(run.table_path("raw_images")).select("source_uri", "image_id")
             .join(uris, "source_uri", "left_semi"))
-    sizes = seen.agg(F.count_distinct("source_uri").alias("accepted"), F.count_distinct("image_id").alias("ids"),
-                     ).first()
+    sizes = seen.agg(F.count_distinct("source_uri").alias("accepted"), F.count_distinct("image_id").alias("ids")).first()
     accepted, listed = int(sizes["accepted"]), uris.count()
     errors = read.others.filter("error_reason IS NOT NULL")
     rejected = t_ingest.rejects(read.others, run.run_id)

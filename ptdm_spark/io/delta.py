@@ -166,9 +166,9 @@ def register(spark: "SparkSession", dataset: str, table: str, path: str) -> None
 
 
 def commit_of(spark: "SparkSession", path: str, run_id: str, look_back: int = 20) -> tuple[int | None, dict[str, int]]:
-    """(the table's version, operation metrics of the newest commit stamped with ``run_id``) from
-    one read of the table's history; the metrics are empty when the run made no commit (a write
-    with nothing to change). Concurrent writers' later commits are looked past."""
+    """(version, operation metrics) of the newest commit stamped with ``run_id``, from one read of
+    the table's history; when the run made no commit (a write with nothing to change), the
+    table's current version and no metrics. Concurrent writers' later commits are looked past."""
     from delta.tables import DeltaTable
 
     if not is_delta_table(spark, path):
@@ -182,7 +182,7 @@ def commit_of(spark: "SparkSession", path: str, run_id: str, look_back: int = 20
         except ValueError:
             continue
         if meta.get("run_id") == run_id:
-            return version, _ints(r["operationMetrics"] or {})
+            return r["version"], _ints(r["operationMetrics"] or {})
     return version, {}
 
 
@@ -199,8 +199,3 @@ def _ints(metrics: Mapping[str, str]) -> dict[str, int]:
 def rows_inserted(metrics: Mapping[str, int]) -> int:
     """Rows a commit added: a MERGE's inserted rows, or all rows of a plain write."""
     return metrics.get("numTargetRowsInserted", metrics.get("numOutputRows", 0))
-
-
-def source_rows(metrics: Mapping[str, int]) -> int:
-    """Rows the writer was given: a MERGE's source rows, or all rows of a plain write."""
-    return metrics.get("numSourceRows", metrics.get("numOutputRows", 0))

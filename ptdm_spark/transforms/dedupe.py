@@ -98,12 +98,12 @@ def components_in_memory(edges: DataFrame) -> DataFrame:
     """:func:`components`, computed on the driver (numpy, :mod:`ptdm_spark.imaging.graph`): the
     edges are collected (Arrow), the answer is a local DataFrame. For graphs of a few million
     edges at most; a dozen Spark jobs of the distributed rounds cost more than that."""
+    import pandas as pd
+
     from ptdm_spark.imaging import graph
 
     pdf = edges.select("a", "b").toPandas()
     nodes, comp = graph.components(pdf["a"].to_numpy(), pdf["b"].to_numpy())
-    import pandas as pd
-
     return edges.sparkSession.createDataFrame(pd.DataFrame({"node": nodes, "comp": comp}), "node long, comp long")
 
 
