@@ -8,8 +8,9 @@ One invocation, same input, side by side:
 * **pipeline**: ``ptdm run`` in local mode on both cores, Spark's start-up included, with the
   time of each stage.
 
-Prints images per second, the ratio pipeline / baseline, and the peak memory (RSS) of the driver
-JVM and of the Python workers (sampled from /proc every 0.1 s).
+Prints images per second, the ratio pipeline / baseline, the peak memory (RSS) of the driver
+JVM and of the Python workers (sampled from /proc every 0.1 s), Spark's start-up (until the
+first stage begins), the job profile from Spark's event log and each stage's progress lines.
 
     python -m benchmarks.harness benchmarks/out/data/fashion-png [--label NAME] [--markdown FILE]
 """
