@@ -192,8 +192,13 @@ def process(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
     raw = _read(spark, run, "raw_images")
-    _read(spark, run, "images", schemas.IMAGES)  # notes the input versions
-    _read(spark, run, "rejects", schemas.REJECTS)
+    run.note_input(spark, "images")  # read through _done, anew after each write
+    run.note_input(spark, "rejects")
+
+    def write_images(processed: "DataFrame") -> int:
+        return delta.rows_inserted(_write(spark, run, "images", t_process.images(
+            processed, cfg.process.quality, run.run_id), ("image_id",)))
+
     stats = (raw.groupBy("image_id").agg(F.first("size_bytes").alias("n")).join(_done(spark, run), "image_id", "left_anti")
              .agg(F.count(F.lit(1)).alias("images"), F.sum("n").alias("bytes")).first())
     todo_n, todo_bytes = int(stats["images"]), int(stats["bytes"] or 0)
@@ -206,16 +211,14 @@ def process(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
         cores = spark.sparkContext.defaultParallelism
         parts = cores * max(2, math.ceil(todo_bytes / (32 << 20) / cores))
         processed = _process_udf(cfg, t_process.pending(raw, _done(spark, run)), parts)
-        inserted = delta.rows_inserted(_write(spark, run, "images", t_process.images(processed, cfg.process.quality,
-                                                                                     run.run_id), ("image_id",)))
+        inserted = write_images(processed)
         clock.lap(f"decoded, scored, normalized and wrote images in {parts} tasks")
 
         if inserted < todo_n:  # some were rejected (or a concurrent writer inserted them first)
             left = _stage(spark, _process_udf(cfg, t_process.pending(raw, _done(spark, run)), cores), run, "left")
             outcome = _by(left.withColumn("ok", F.col("reason").isNull()), "ok")
             if outcome.get("true"):
-                inserted += delta.rows_inserted(_write(spark, run, "images", t_process.images(
-                    left, cfg.process.quality, run.run_id), ("image_id",)))
+                inserted += write_images(left)
             new_rejects = t_process.rejects(left, run.run_id)
             _write(spark, run, "rejects", new_rejects, ("source_uri", "stage", "reason"))
             reasons = _by(new_rejects, "reason")
