@@ -18,6 +18,7 @@ RUNTIME = [
     "pyarrow>=15,<27",
     "numpy>=2.0,<3",  # np.bitwise_count (near-duplicate search)
     "opencv-python-headless>=4.9,<6",
+    "pillow-heif>=1.0,<2",  # HEIC/HEIF (the iPhone default) through libheif; brings Pillow
     "hdfs==2.7.3",
     "pyyaml>=6,<7",
 ]

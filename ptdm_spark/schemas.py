@@ -90,6 +90,7 @@ PROCESSED = _s(
     ("channel_spread", DoubleType(), True),
     ("image", BinaryType(), True),
     ("encoding", StringType(), True),
+    ("decoder_warnings", StringType(), True),
 )
 
 # process_image's record plus the image metadata that travels with it through the UDF.
@@ -131,6 +132,7 @@ IMAGES = _s(
     ("flags", ArrayType(StringType()), False),
     ("image", BinaryType(), False),
     ("encoding", StringType(), False),
+    ("decoder_warnings", StringType(), True),  # what the decoder warned about an accepted image
     ("run_id", StringType(), False),
     ("processed_at", TimestampType(), False),
 )

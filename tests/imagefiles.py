@@ -68,3 +68,77 @@ def palette_png_with_transparency() -> bytes:
         for y in range(16):
             img.putpixel((x, y), 1)
     return pil_bytes(img, "PNG", transparency=0)
+
+
+# --- valid-but-unusual files (must be accepted) and really broken ones (must be rejected) --------
+
+
+def jpeg_photo(seed: int = 20, h: int = 512, w: int = 512, quality: int = 90, progressive: bool = False) -> bytes:
+    """A real-sized JPEG (512 px by default), baseline or progressive."""
+    img = photo(seed, h, w)
+    return pil_bytes(Image.fromarray(img), "JPEG", quality=quality, progressive=progressive)
+
+
+def mp4_box_tail(n: int = 160_000, seed: int = 0) -> bytes:
+    """What a phone's motion photo appends: an MP4 ``ftyp`` box, then media data."""
+    rng = np.random.default_rng(seed)
+    ftyp = struct.pack(">I4s4sI", 24, b"ftyp", b"mp42", 0) + b"isommp42"
+    mdat_body = rng.bytes(n)
+    return ftyp + struct.pack(">I4s", 8 + len(mdat_body), b"mdat") + mdat_body
+
+
+def mpo(seed: int = 21) -> bytes:
+    """A two-frame MPO as cameras write it: JPEG 1 with an APP2 'MPF' segment, then JPEG 2."""
+    first = jpeg_photo(seed, 240, 320)
+    second = jpeg_photo(seed + 1, 240, 320)
+    mpf = b"MPF\x00" + b"II*\x00\x08\x00\x00\x00" + b"\x00\x00"  # an (empty) MP index IFD
+    app2 = b"\xff\xe2" + struct.pack(">H", 2 + len(mpf)) + mpf
+    return first[:2] + app2 + first[2:] + second
+
+
+def jpeg_with_stray_bytes(seed: int = 22) -> bytes:
+    """Stray non-marker bytes between two marker segments (libjpeg skips them with a warning)."""
+    data = jpeg_photo(seed, 128, 128)
+    sos = data.index(b"\xff\xda")
+    return data[:sos] + b"\x00\x13\x37junk" + data[sos:]
+
+
+def jpeg_scan_cut(data: bytes, fraction: float) -> bytes:
+    """``data`` cut at ``fraction`` of its entropy-coded data (after the first SOS segment)."""
+    sos = data.index(b"\xff\xda")
+    (length,) = struct.unpack(">H", data[sos + 2 : sos + 4])
+    start = sos + 2 + length
+    eoi = data.rindex(b"\xff\xd9")
+    return data[: start + int((eoi - start) * fraction)]
+
+
+def gif_plain(seed: int = 23) -> bytes:
+    return pil_bytes(Image.fromarray(photo(seed, 32, 48)).convert("P"), "GIF")
+
+
+def with_exif_orientation(fmt: str, rgb: np.ndarray, orientation: int) -> bytes:
+    """``rgb`` stored as is, in ``fmt`` (PNG, WEBP, TIFF, JPEG, AVIF, HEIF), declaring
+    ``orientation`` the way that format does (EXIF; TIFF's tag; irot/imir for AVIF/HEIF)."""
+    img = Image.fromarray(rgb)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    if fmt == "TIFF":
+        return pil_bytes(img, "TIFF", tiffinfo={0x0112: orientation})
+    if fmt == "HEIF":
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        return pil_bytes(img, "HEIF", exif=exif.tobytes(), quality=-1)
+    kw = {"lossless": True} if fmt == "WEBP" else {"quality": 100} if fmt in ("JPEG", "AVIF") else {}
+    return pil_bytes(img, fmt, exif=exif.tobytes(), **kw)
+
+
+def upright(rgb: np.ndarray, orientation: int) -> np.ndarray:
+    """What a viewer shows for pixels stored with EXIF ``orientation`` (Pillow's rule)."""
+    img = Image.fromarray(rgb)
+    exif = img.getexif()
+    exif[0x0112] = orientation
+    img.info["exif"] = exif.tobytes()
+    from PIL import ImageOps
+
+    return np.asarray(ImageOps.exif_transpose(img))

@@ -7,14 +7,14 @@ from typing import Any
 
 from ptdm_spark.config import ProcessConfig
 from ptdm_spark.imaging import normalize, quality, reasons
-from ptdm_spark.imaging.cv import cv2
+from ptdm_spark.imaging.cv import DecoderMessages, cv2
 from ptdm_spark.imaging.decode import Limits, Rejected, decode
 
 # Keys of the record (the PROCESSED schema minus image_id).
 FIELDS = (
     "reason", "detail", "format", "width", "height", "channels", "bit_depth", "orientation",
     "out_width", "out_height", "pixel_sha256", "phash", "dhash", "blur", "brightness", "contrast",
-    "entropy", "aspect_ratio", "channel_spread", "image", "encoding",
+    "entropy", "aspect_ratio", "channel_spread", "image", "encoding", "decoder_warnings",
 )
 
 
@@ -36,6 +36,10 @@ class Params:
                    n.size_policy, n.size, tuple(n.background))
 
 
+# Native decoders' messages (fd 2) for the image being decoded; one per Python worker.
+_MESSAGES = DecoderMessages()
+
+
 def _empty() -> dict[str, Any]:
     return dict.fromkeys(FIELDS)
 
@@ -48,10 +52,12 @@ def process_image(data: bytes | None, params: Params) -> dict[str, Any]:
     """
     out = _empty()
     try:
-        dec = decode(bytes(data or b""), params.limits)
+        with _MESSAGES:
+            dec = decode(bytes(data or b""), params.limits)
     except Rejected as rej:
-        out.update(reason=rej.reason, detail=rej.detail, format=rej.format)
+        out.update(reason=rej.reason, detail=rej.detail, format=rej.format, decoder_warnings=_MESSAGES.text())
         return out
+    warnings = _MESSAGES.text()
     try:
         rgb = normalize.to_rgb8(dec.pixels, params.background)
         _, grey = quality.working_grey(rgb)
@@ -73,6 +79,6 @@ def process_image(data: bytes | None, params: Params) -> dict[str, Any]:
         bit_depth=dec.bit_depth, orientation=dec.orientation,
         out_width=int(final.shape[1]), out_height=int(final.shape[0]),
         pixel_sha256=normalize.pixel_sha256(final),
-        image=encoded, encoding=params.out_format,
+        image=encoded, encoding=params.out_format, decoder_warnings=warnings,
     )
     return out
