@@ -99,7 +99,8 @@ def test_jpeg_cut_inside_its_scan_is_truncated(params, fraction, progressive):
         (lambda: b"\x00\x00\x00\x18ftypavif\x00\x00\x00\x00avifmif1" + b"\x00" * 64, reasons.CORRUPT),
         (lambda: b"<html><body>404</body></html>", reasons.NOT_IMAGE),
     ],
-    ids=["jpeg-header-cut", "gif-frame-cut", "png-cut", "jpeg-zero-length-segment", "png-without-iend", "png-signature-only", "gif-header-only",
+    ids=["jpeg-header-cut", "gif-frame-cut", "png-cut", "jpeg-zero-length-segment", "png-without-iend",
+         "png-signature-only", "gif-header-only",
          "webp-garbage", "ppm-short", "avif-garbage", "html"],
 )
 def test_hostile_files_still_rejected(params, make, reason):
