@@ -87,10 +87,14 @@ class IngestConfig:
     label_names: tuple[str, ...]
     open_cost_bytes: int
     max_partition_bytes: int
+    skip_hidden: bool
 
     def __post_init__(self) -> None:
         if self.max_bytes < 1:
             raise ConfigError("ingest.max_bytes: must be positive")
+        bad = [e for e in self.extensions if not e or "." in e or "/" in e]
+        if bad:
+            raise ConfigError(f"ingest.extensions: {bad[0]!r} is not an extension (write jpg, not .jpg or *.jpg)")
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,18 @@ class QualityConfig:
     aspect_max: float
     near_constant_max: float
     grayscale_tolerance: float
+
+    def __post_init__(self) -> None:
+        for name in ("blur_min", "entropy_min", "aspect_max", "grayscale_tolerance"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"process.quality.{name}: must be 0 or more (got {getattr(self, name):g})")
+        for name in ("dark_max", "bright_min", "contrast_min", "near_constant_max"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"process.quality.{name}: must be between 0 and 1 (got {getattr(self, name):g})")
+        if self.aspect_max and self.aspect_max < 1:
+            raise ConfigError(f"process.quality.aspect_max: must be 1 or more (got {self.aspect_max:g})")
+        if self.entropy_min > 8:
+            raise ConfigError(f"process.quality.entropy_min: must be at most 8 bits (got {self.entropy_min:g})")
 
 
 @dataclass(frozen=True)

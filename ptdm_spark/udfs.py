@@ -58,6 +58,34 @@ def expand_archives(extensions: tuple[str, ...], max_bytes: int, dirname_labels:
     return fn
 
 
+def read_local_files(max_out_bytes: int = 64 << 20) -> MapFn:
+    """Rows with a ``path`` (file:/...) -> the same rows plus ``content``: the file's bytes, or
+    None when it cannot be read (permission, vanished: the job finds it as ``unreadable``).
+    Output frames hold about ``max_out_bytes`` of content each."""
+    from ptdm_spark.io import listing
+
+    def read(uri: str) -> bytes | None:
+        try:
+            return listing.read_local(uri)
+        except OSError:
+            return None
+
+    def fn(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            start, size, contents = 0, 0, []
+            for i, uri in enumerate(batch["path"].tolist()):
+                data = read(uri)
+                contents.append(data)
+                size += len(data or b"")
+                if size >= max_out_bytes:
+                    yield batch.iloc[start : i + 1].assign(content=contents)
+                    start, size, contents = i + 1, 0, []
+            if contents:
+                yield batch.iloc[start:].assign(content=contents)
+
+    return fn
+
+
 def expand_arrays(labels_by_path: Mapping[str, bytes | None], label_names: tuple[str, ...],
                   use_labels: bool, max_rows: int = 4096, max_out_bytes: int = 32 << 20) -> MapFn:
     """IDX image files and CIFAR batches (path, content, kind, modificationTime) -> one PNG

@@ -7,6 +7,7 @@ one ``truncated`` record for the archive itself.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import io
 import posixpath
@@ -19,8 +20,12 @@ from ptdm_spark.imaging import reasons
 
 
 def member_kind(name: str, extensions: tuple[str, ...]) -> bool:
+    """True when the member is to be read: every member when ``extensions`` is empty (its content
+    decides), else those whose extension is listed (case-insensitive)."""
+    if not extensions:
+        return True
     ext = posixpath.splitext(name)[1].lower().lstrip(".")
-    return ext in extensions
+    return ext in {e.lower() for e in extensions}
 
 
 def _record(uri: str, fmt: str, **kw: Any) -> dict[str, Any]:
@@ -49,10 +54,14 @@ def iter_archive(
 
 
 def _label(member: str, dirname_labels: bool, archive_label: str | None) -> str | None:
+    """The member's folder name; the archive's label for a member at the top, or one whose path
+    climbs out of the archive (``../../x.png``: '..' is never a label)."""
     if not dirname_labels:
         return None
-    parent = posixpath.basename(posixpath.dirname(member.rstrip("/")))
-    return parent or archive_label
+    parts = [p for p in member.replace("\\", "/").split("/") if p not in ("", ".")]
+    if ".." in parts or len(parts) < 2:
+        return archive_label
+    return parts[-2]
 
 
 def _member(uri, fmt, name, size, mtime, read, extensions, max_bytes, dirname_labels, archive_label):
@@ -60,7 +69,7 @@ def _member(uri, fmt, name, size, mtime, read, extensions, max_bytes, dirname_la
     common = dict(size_bytes=size, rel_path=name, source_modified_at=mtime,
                   label=_label(name, dirname_labels, archive_label))
     if not member_kind(name, extensions):
-        return _record(muri, fmt, error_reason=reasons.UNSUPPORTED,
+        return _record(muri, fmt, error_reason=reasons.SKIPPED,
                        error_detail="archive member extension is not in ingest.extensions", **common)
     if size > max_bytes:
         return _record(muri, fmt, error_reason=reasons.TOO_LARGE,
@@ -75,19 +84,34 @@ def _iter_tar(uri, data, extensions, max_bytes, dirname_labels, archive_label):
         yield _record(uri, "tar", size_bytes=len(data), error_reason=reasons.CORRUPT,
                       error_detail=f"not a readable tar or zip archive ({exc})")
         return
-    try:
-        while True:
+    with tar:
+        infos, damage = [], None
+        while True:  # headers first (links need the whole table); a damaged tail ends the list
             try:
                 info = tar.next()
             except (tarfile.TarError, OSError, EOFError) as exc:
-                yield _record(uri, "tar", size_bytes=len(data), error_reason=reasons.TRUNCATED,
-                              error_detail=f"archive ends early or is damaged after the members read so far ({exc})")
-                return
+                damage = exc
+                break
             if info is None:
-                return
-            if not info.isfile():
-                continue
+                break
+            if not info.isdir():
+                infos.append(info)
+        by_name = {_norm(i.name): i for i in infos}
+        for info in infos:
             mtime = dt.datetime.fromtimestamp(info.mtime, tz=dt.timezone.utc) if info.mtime else None
+            if info.islnk() or info.issym():  # read as the member it points to, inside the archive
+                target = _link_target(info, by_name)
+                if target is None:
+                    yield _record(f"{uri}!/{info.name}", "tar", size_bytes=0, rel_path=info.name,
+                                  source_modified_at=mtime, error_reason=reasons.SKIPPED,
+                                  error_detail=f"link to {info.linkname!r}, which is not a file in this archive")
+                    continue
+                info = _linked(info, target)
+            elif not info.isfile():
+                yield _record(f"{uri}!/{info.name}", "tar", size_bytes=0, rel_path=info.name, source_modified_at=mtime,
+                              error_reason=reasons.UNSUPPORTED,
+                              error_detail="archive member is not a file (device, fifo or other special member)")
+                continue
 
             def read(info=info):
                 f = tar.extractfile(info)
@@ -99,8 +123,45 @@ def _iter_tar(uri, data, extensions, max_bytes, dirname_labels, archive_label):
             except (tarfile.TarError, OSError, EOFError) as exc:
                 yield _record(f"{uri}!/{info.name}", "tar", size_bytes=info.size, rel_path=info.name,
                               error_reason=reasons.TRUNCATED, error_detail=f"member data ends early ({exc})")
-    finally:
-        tar.close()
+        if damage is not None:
+            yield _record(uri, "tar", size_bytes=len(data), error_reason=reasons.TRUNCATED,
+                          error_detail=f"archive ends early or is damaged after the members read so far ({damage})")
+        elif not infos:
+            yield _record(uri, "tar", size_bytes=len(data), error_reason=reasons.EMPTY,
+                          error_detail="the archive holds no files")
+
+
+def _norm(name: str) -> str:
+    return posixpath.normpath(name.lstrip("/")) if name else name
+
+
+def _link_target(link: tarfile.TarInfo, by_name: dict[str, tarfile.TarInfo], depth: int = 0):
+    """The regular member a hard or symbolic link points to inside the archive, or None (outside
+    the archive, missing, or a chain longer than 16)."""
+    if depth > 16:
+        return None
+    if link.issym():
+        joined = posixpath.join(posixpath.dirname(link.name), link.linkname)
+        if link.linkname.startswith("/"):
+            return None
+        name = posixpath.normpath(joined)
+    else:
+        name = _norm(link.linkname)
+    if name.startswith(".."):
+        return None
+    target = by_name.get(name)
+    if target is None:
+        return None
+    if target.islnk() or target.issym():
+        return _link_target(target, by_name, depth + 1)
+    return target if target.isfile() else None
+
+
+def _linked(link: tarfile.TarInfo, target: tarfile.TarInfo) -> tarfile.TarInfo:
+    """The target's data under the link's name (the link is its own source object)."""
+    out = copy.copy(target)
+    out.name = link.name
+    return out
 
 
 def _iter_zip(uri, data, extensions, max_bytes, dirname_labels, archive_label):
@@ -111,9 +172,11 @@ def _iter_zip(uri, data, extensions, max_bytes, dirname_labels, archive_label):
                       error_detail=f"not a readable zip archive ({exc})")
         return
     with zf:
-        for info in zf.infolist():
-            if info.is_dir():
-                continue
+        files = [i for i in zf.infolist() if not i.is_dir()]
+        if not files:
+            yield _record(uri, "zip", size_bytes=len(data), error_reason=reasons.EMPTY,
+                          error_detail="the archive holds no files")
+        for info in files:
             try:
                 mtime = dt.datetime(*info.date_time, tzinfo=dt.timezone.utc)
             except ValueError:

@@ -1,14 +1,17 @@
 """Readers per source kind, all ending in one DataFrame of source objects (``schemas.OBJECTS``).
 
 A SOURCE argument is a folder, an archive, an IDX image file or a CIFAR batch, on local disk or
-any Hadoop filesystem (``hdfs://...``). Folders are listed once with Spark's ``binaryFile``
-source; what the listing finds is sorted by kind:
+any Hadoop filesystem (``hdfs://...``). The driver lists every source itself
+(:mod:`ptdm_spark.io.listing`: hidden names and any character included, links followed, loops
+cut); what the listing finds is sorted by kind:
 
-* images (``ingest.extensions``) are read by ``binaryFile`` itself, small files packed into few
-  partitions;
+* files to read: every file that is not an archive or array file (``ingest.extensions``, when
+  set, narrows this by extension), read on the workers, small files packed into few partitions;
+  the content decides later whether they are images;
 * archives, IDX files and CIFAR batches are expanded on the workers (``udfs``);
-* anything else, and anything bigger than ``ingest.max_bytes``, becomes an error object (a
-  ``rejects`` row), so that every file found is accounted for.
+* what cannot or must not be read (too large, skipped by the filter, dangling links, link loops,
+  folders that cannot be listed) becomes an error object (a ``rejects`` row), so that every
+  entry found is accounted for.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from ptdm_spark import schemas, udfs
 from ptdm_spark.config import IngestConfig
 from ptdm_spark.errors import UsageError
 from ptdm_spark.imaging import reasons
-from ptdm_spark.io import arrays
+from ptdm_spark.io import arrays, listing
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -89,131 +92,191 @@ def kind_of(name: str, cfg: IngestConfig) -> str:
     for ext in sorted(cfg.archive_extensions, key=len, reverse=True):
         if low.endswith("." + ext.lower()):
             return "archive"
+    if not cfg.extensions:  # no filter: the content decides
+        return "image"
     ext = posixpath.splitext(low)[1].lstrip(".")
-    return "image" if ext in cfg.extensions else "other"
-
-
-def kind_column(path_col: str, cfg: IngestConfig):
-    """:func:`kind_of` as a Spark expression (no Python UDF per listed file)."""
-    from pyspark.sql import functions as F
-
-    name = F.lower(F.element_at(F.split(F.col(path_col), "/"), -1))
-    ext = F.regexp_extract(name, r"\.([^.]+)$", 1)
-    archive = None
-    for e in cfg.archive_extensions:
-        cond = name.endswith("." + e.lower())
-        archive = cond if archive is None else (archive | cond)
-    return (
-        F.when(name.rlike(arrays.IDX_IMAGES_RE.pattern), "idx")
-        .when(name.rlike(IDX_LABELS_RE.pattern), "idx_labels")
-        .when(name.isin(*CIFAR_META), "cifar_meta")
-        .when(name.rlike(arrays.CIFAR_RE.pattern), "cifar")
-        .when(archive if archive is not None else F.lit(False), "archive")
-        .when(ext.isin(*[e.lower() for e in cfg.extensions]), "image")
-        .otherwise("other")
-    )
+    return "image" if ext in {e.lower() for e in cfg.extensions} else "other"
 
 
 def idx_labels_path(images_path: str) -> str:
     return re.sub(r"-images([-.])idx3-ubyte", r"-labels\1idx1-ubyte", images_path)
 
 
-def _glob(extensions: tuple[str, ...]) -> str:
-    """``*.{[jJ][pP][gG],...}``: a case-insensitive pathGlobFilter for the extensions."""
-    def ci(ext: str) -> str:
-        return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in ext)
-    return "*.{" + ",".join(ci(e) for e in extensions) + "}"
+def _escape_glob(uri: str) -> str:
+    """``uri`` with Hadoop's glob characters escaped, so that Spark reads exactly that file."""
+    return re.sub(r"([\\*?\[\]{}])", r"\\\1", uri)
 
 
-def _binary(spark: "SparkSession", paths: list[str] | str, cfg: IngestConfig, glob: str | None = None,
-            recursive: bool = True):
-    reader = (
+def _binary(spark: "SparkSession", paths: list[str] | str, cfg: IngestConfig):
+    """Spark's ``binaryFile`` scan of exact file URIs (non-local filesystems only)."""
+    paths = [paths] if isinstance(paths, str) else paths
+    return (
         spark.read.format("binaryFile")
         .option("ignoreMissingFiles", "true")  # vanished / unreadable: found later as 'unreadable'
         .option("ignoreCorruptFiles", "true")
+        .load([_escape_glob(p) for p in paths])
     )
-    if recursive:
-        reader = reader.option("recursiveFileLookup", "true")
-    if glob:
-        reader = reader.option("pathGlobFilter", glob)
-    return reader.load(paths)
 
 
 @dataclass
 class Read:
     """What ingest reads, in three parts, so that image bytes are read once, by the table write:
 
-    * ``files``: image files, their bytes read by Spark's ``binaryFile`` scan when consumed (lazy);
+    * ``files``: image files, their bytes read when consumed (lazy);
     * ``others``: every other object (archive members, IDX / CIFAR images, and the error objects
-      of files that cannot be images: unsupported, too large, empty), staged when it holds
+      of what cannot be read: skipped, too large, dangling links, loops), staged when it holds
       expanded objects;
-    * ``expected``: the path of every image file the listing found within the byte limit (a
-      file that yields no row anywhere could not be read: ``unreadable``).
+    * ``expected``: the path of every file to be read (a file that yields no row anywhere could
+      not be read: ``unreadable``).
+    ``listed`` counts what the walk found, the number the accounting starts from.
     """
 
     files: "DataFrame"
     others: "DataFrame"
     expected: "DataFrame"
+    listed: int = 0
 
 
 Stage = Callable[["DataFrame", str], "DataFrame"]
+
+_ENTRY_SCHEMA = ("path string, root string, rel_path string, length long, mtime long, kind string, "
+                 "reason string, detail string")
+
+
+def list_sources(spark: "SparkSession", sources: list[Source], cfg: IngestConfig) -> list[listing.Entry]:
+    """Every entry under every source (driver side; see :mod:`ptdm_spark.io.listing`)."""
+    out: list[listing.Entry] = []
+    for src in sources:
+        if listing.is_local(src.uri):
+            out.extend(listing.walk_local(listing.local_path(src.uri), cfg.skip_hidden))
+        else:
+            out.extend(listing.walk_hadoop(spark, src.uri, cfg.skip_hidden))
+    return out
+
+
+def _classify(e: listing.Entry, cfg: IngestConfig) -> tuple[str, str | None, str | None]:
+    """(kind, reason, detail) of a listed entry."""
+    if e.reason:
+        return "problem", e.reason, e.detail
+    kind = kind_of(e.name, cfg)
+    if kind == "other":
+        return kind, reasons.SKIPPED, "left out by ingest.extensions"
+    if kind == "image" and e.length > cfg.max_bytes:
+        return kind, reasons.TOO_LARGE, f"{e.length} bytes exceeds ingest.max_bytes={cfg.max_bytes}"
+    return kind, None, None
 
 
 def read_objects(spark: "SparkSession", sources: list[Source], cfg: IngestConfig, labels: str, stage: Stage) -> Read:
     """All source objects of ``sources`` (``schemas.OBJECTS``). ``stage(df, name)`` writes a
     small intermediate once and returns it read back.
 
-    A folder is listed once: the listing (path, length, time, kind; no bytes) is staged and every
-    kind, the error objects, the empty files and the expected set come from it. Only the image
-    files' bytes are read, by a second scan filtered by extension (a Spark file index lists the
-    folder again, on the driver, which costs far less than a scan of every file's status).
+    The driver lists every source (hidden names, any character, links followed with loops cut),
+    sorts the entries by kind, and hands the image files to the workers in partitions of about
+    ``ingest.max_partition_bytes`` (each file counted at least ``ingest.open_cost_bytes``): local
+    files are read by the Python workers, files on other filesystems by Spark's ``binaryFile``
+    scan of their exact paths (a hidden name there, which that scan never returns, through the
+    driver's filesystem client).
     """
     from pyspark.sql import functions as F
 
-    spark.conf.set("spark.sql.files.openCostInBytes", str(cfg.open_cost_bytes))
-    spark.conf.set("spark.sql.files.maxPartitionBytes", str(cfg.max_partition_bytes))
     dirname = labels == "dirname"
-
-    files: list[DataFrame] = []
-    others: list[DataFrame] = []
-    expected: list[DataFrame] = []
-    side_files: list[tuple[str, str, int]] = []  # (path, kind, length) of non-image files found
-
-    for i, src in enumerate(sources):
-        root = src.uri.rstrip("/")
-        if src.is_dir:
-            scan = _binary(spark, root, cfg)
-            listing = stage(scan.select("path", "length", "modificationTime").withColumn("kind", kind_column("path", cfg)),
-                            f"listing-{i}")
-            others.append(_empty_files(spark, scan, listing, root, dirname))
-            side = listing.filter(~F.col("kind").isin("image", "other")).select("path", "kind", "length")
-            side_files += [(r.path, r.kind, r.length) for r in side.collect()]
-            bad = listing.filter(
-                (F.col("kind") == "other") | ((F.col("kind") == "image") & (F.col("length") > cfg.max_bytes))
-            )
-            others.append(_errors_from_listing(bad, root, cfg, dirname))
-            expected.append(listing.filter((F.col("kind") == "image") & (F.col("length") <= cfg.max_bytes))
-                            .select("path"))
-            images = _binary(spark, root, cfg, glob=_glob(cfg.extensions))
-        else:
-            kind = kind_of(posixpath.basename(root), cfg)
-            if kind != "image":
-                fs, path = hadoop_fs(spark, root)
-                side_files.append((root, kind, fs.getFileStatus(path).getLen()))
-                continue
-            images = _binary(spark, root, cfg, recursive=False)
-            expected.append(images.filter(F.col("length") <= cfg.max_bytes).select("path"))
-            others.append(_errors_from_listing(
-                images.select("path", "length", "modificationTime").filter(F.col("length") > cfg.max_bytes)
-                .withColumn("kind", F.lit("image")), posixpath.dirname(root), cfg, dirname))
-            root = posixpath.dirname(root)
-        files.append(_image_objects(images.filter(F.col("length") <= cfg.max_bytes), root, dirname))
-
+    entries = list_sources(spark, sources, cfg)
+    rows, side_files = [], []
+    for e in entries:
+        kind, reason, detail = _classify(e, cfg)
+        if reason is None and kind not in ("image",):
+            side_files.append((e.uri, kind, e.length))
+            continue
+        rows.append((e.uri, e.root, e.rel_path, e.length, e.mtime_ms, kind, reason, detail))
+    listed = spark.createDataFrame(rows, _ENTRY_SCHEMA) if rows else spark.createDataFrame([], _ENTRY_SCHEMA)
+    listed = stage(listed, "listing")
+    errors = _errors_from_listing(listed.filter(F.col("reason").isNotNull()), dirname)
+    todo = listed.filter(F.col("reason").isNull())
+    images = [r for r in rows if r[6] is None]
+    files = _read_files(spark, todo, images, cfg, dirname)
     side = _side_objects(spark, side_files, cfg, labels)
-    others = _union(spark, others + side, schemas.OBJECTS)
-    # Expanding archives and arrays is work: done once. The rest comes from the staged listings.
-    return Read(files=_union(spark, files, schemas.OBJECTS), others=stage(others, "others") if side else others,
-                expected=_union(spark, expected, "path string"))
+    others = _union(spark, [errors] + side, schemas.OBJECTS)
+    # Expanding archives and arrays is work: done once. The rest comes from the staged listing.
+    return Read(files=files, others=stage(others, "others") if side else others,
+                expected=todo.select("path"), listed=len(entries))
+
+
+def _pack(sizes: list[int], target: int, open_cost: int, cores: int) -> list[int]:
+    """Partition index per file: consecutive files packed up to ``target`` bytes (a file counts
+    at least ``open_cost``), and at least as many partitions as cores when there is work."""
+    total = sum(max(s, open_cost) for s in sizes)
+    target = max(1, min(target, -(-total // max(1, cores))))
+    out, part, filled = [], 0, 0
+    for s in sizes:
+        cost = max(s, open_cost)
+        if filled and filled + cost > target:
+            part, filled = part + 1, 0
+        out.append(part)
+        filled += cost
+    return out
+
+
+def _read_files(spark: "SparkSession", todo: "DataFrame", images: list[tuple], cfg: IngestConfig,
+                dirname: bool) -> "DataFrame":
+    from pyspark.sql import functions as F
+
+    meta = todo.select("path", "rel_path", "length", "mtime")
+    contents = _contents(spark, [(r[0], r[3]) for r in images], cfg, meta)
+    return _image_objects(contents.withColumn("modificationTime", (F.col("mtime").cast("double") / 1000)
+                                              .cast("timestamp")), dirname)
+
+
+def _contents(spark: "SparkSession", files: list[tuple[str, int]], cfg: IngestConfig,
+              meta: "DataFrame | None" = None) -> "DataFrame":
+    """(path, content, ...) of ``files`` [(uri, length)], read on the workers; ``meta`` (keyed by
+    path) supplies extra columns (its rows travel with the path, no join after the read).
+
+    Local files are read by the Python workers in partitions packed by size; on other filesystems
+    by Spark's ``binaryFile`` scan of the exact paths, and a name that scan never returns (a
+    leading ``_`` or ``.``) through the driver's Hadoop client."""
+
+    if meta is None:
+        meta = spark.createDataFrame([(p,) for p, _ in files] or [], "path string")
+    cols = meta.columns
+    schema = ", ".join([f"{f.name} {f.dataType.simpleString()}" for f in meta.schema.fields] + ["content binary"])
+    local = [(p, n) for p, n in files if listing.is_local(p)]
+    remote = [p for p, _ in files if not listing.is_local(p)]
+    parts: list[DataFrame] = []
+    if local:
+        index = _pack([n for _, n in local], cfg.max_partition_bytes, cfg.open_cost_bytes,
+                      spark.sparkContext.defaultParallelism)
+        tagged = spark.createDataFrame([(p, i) for (p, _), i in zip(local, index)], "path string, part int")
+        df = meta.join(tagged, "path").repartitionByRange(index[-1] + 1, "part", "path").select(*cols)
+        parts.append(df.mapInPandas(udfs.read_local_files(cfg.max_partition_bytes), schema))
+    if remote:
+        hidden = [p for p in remote if p.rsplit("/", 1)[-1][:1] in ("_", ".")]
+        visible = sorted(set(remote) - set(hidden))
+        if visible:
+            scan = _binary(spark, visible, cfg).select("path", "content")
+            parts.append(meta.join(scan, "path").select(*cols, "content"))
+        if hidden:  # Spark's file index drops these names even when asked for them by path
+            got = spark.createDataFrame([(p, bytearray(read_hadoop(spark, p))) for p in hidden],
+                                        "path string, content binary")
+            parts.append(meta.join(got, "path").select(*cols, "content"))
+    out = spark.createDataFrame([], schema)
+    for p in parts:
+        out = out.unionByName(p)
+    return out
+
+
+def read_small(spark: "SparkSession", uri: str) -> bytes:
+    """One small file's bytes, on the driver (labels files, CIFAR's meta)."""
+    return listing.read_local(uri) if listing.is_local(uri) else read_hadoop(spark, uri)
+
+
+def read_hadoop(spark: "SparkSession", uri: str) -> bytes:
+    """The bytes of one file through the driver's Hadoop client (small files only)."""
+    fs, path = hadoop_fs(spark, uri)
+    stream = fs.open(path)
+    try:
+        return bytes(spark._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+    finally:
+        stream.close()
 
 
 def _union(spark: "SparkSession", parts: list["DataFrame"], schema) -> "DataFrame":
@@ -223,59 +286,22 @@ def _union(spark: "SparkSession", parts: list["DataFrame"], schema) -> "DataFram
     return out
 
 
-def _empty_files(spark: "SparkSession", scan: "DataFrame", listing: "DataFrame", root: str,
-                 dirname: bool) -> "DataFrame":
-    """Zero-byte files: Spark's file scans skip them, its file index does not.
-
-    They are real inputs (process rejects them as ``empty``), so they become objects with empty
-    content. The index's paths are fetched only when its count differs from the scan's.
-    """
-    from pyspark.sql import functions as F
-
-    files = scan._jdf.inputFiles()
-    empty = spark.createDataFrame([], "path string")
-    if len(files) != listing.count():
-        # py4j cannot hand a String[] to any joining method; one call per element, only here.
-        paths = [re.sub(r"^file:///", "file:/", p) for p in files]  # the scan's spelling of local URIs
-        empty = (spark.createDataFrame([(p,) for p in paths], "path string")
-                 .join(listing.select("path"), "path", "left_anti"))
-    out = empty.select(
-        F.col("path").alias("source_uri"),
-        F.lit("file").alias("source_format"),
-        F.lit(b"").cast("binary").alias("content"),
-        F.lit(0).cast("long").alias("size_bytes"),
-        (_parent_name("path") if dirname else F.lit(None).cast("string")).alias("label"),
-        _rel("path", root).alias("rel_path"),
-        F.lit(None).cast("timestamp").alias("source_modified_at"),
-        F.lit(None).cast("string").alias("error_reason"),
-        F.lit(None).cast("string").alias("error_detail"),
-    )
-    return schemas.conform(out, schemas.OBJECTS)
-
-
-def _rel(col, root: str):
-    from pyspark.sql import functions as F
-
-    prefix = root.rstrip("/") + "/"
-    return F.when(F.col(col).startswith(prefix), F.expr(f"substring({col}, {len(prefix) + 1})")).otherwise(F.col(col))
-
-
 def _parent_name(col):
     from pyspark.sql import functions as F
 
     return F.element_at(F.split(F.col(col), "/"), -2)
 
 
-def _image_objects(df: "DataFrame", root: str, dirname: bool) -> "DataFrame":
+def _image_objects(df: "DataFrame", dirname: bool) -> "DataFrame":
     from pyspark.sql import functions as F
 
     out = df.select(
         F.col("path").alias("source_uri"),
         F.lit("file").alias("source_format"),
         F.col("content"),
-        F.col("length").alias("size_bytes"),
+        F.length("content").cast("long").alias("size_bytes"),
         (_parent_name("path") if dirname else F.lit(None).cast("string")).alias("label"),
-        _rel("path", root).alias("rel_path"),
+        F.col("rel_path"),
         F.col("modificationTime").alias("source_modified_at"),
         F.lit(None).cast("string").alias("error_reason"),
         F.lit(None).cast("string").alias("error_detail"),
@@ -283,22 +309,19 @@ def _image_objects(df: "DataFrame", root: str, dirname: bool) -> "DataFrame":
     return schemas.conform(out, schemas.OBJECTS)
 
 
-def _errors_from_listing(bad: "DataFrame", root: str, cfg: IngestConfig, dirname: bool) -> "DataFrame":
+def _errors_from_listing(bad: "DataFrame", dirname: bool) -> "DataFrame":
     from pyspark.sql import functions as F
 
-    too_large = (F.col("kind") == "image") & (F.col("length") > cfg.max_bytes)
     out = bad.select(
         F.col("path").alias("source_uri"),
         F.lit("file").alias("source_format"),
         F.lit(None).cast("binary").alias("content"),
         F.col("length").alias("size_bytes"),
         (_parent_name("path") if dirname else F.lit(None).cast("string")).alias("label"),
-        _rel("path", root).alias("rel_path"),
-        F.col("modificationTime").alias("source_modified_at"),
-        F.when(too_large, F.lit(reasons.TOO_LARGE)).otherwise(F.lit(reasons.UNSUPPORTED)).alias("error_reason"),
-        F.when(too_large, F.concat(F.col("length").cast("string"), F.lit(f" bytes exceeds ingest.max_bytes={cfg.max_bytes}")))
-        .otherwise(F.lit("not an image, archive or array file by its name (see ingest.extensions)"))
-        .alias("error_detail"),
+        F.col("rel_path"),
+        (F.col("mtime").cast("double") / 1000).cast("timestamp").alias("source_modified_at"),
+        F.col("reason").alias("error_reason"),
+        F.col("detail").alias("error_detail"),
     )
     return schemas.conform(out, schemas.OBJECTS)
 
@@ -310,10 +333,11 @@ def _side_objects(spark: "SparkSession", side_files: list[tuple[str, str, int]],
 
     out = []
     dirname = labels == "dirname"
-    archives = [p for p, k, _ in side_files if k == "archive"]
+    archives = [(p, n) for p, k, n in side_files if k == "archive"]
     if archives:
-        df = _binary(spark, archives, cfg, recursive=False).select(
-            "path", "content", (_parent_name("path") if dirname else F.lit(None).cast("string")).alias("label"))
+        meta = spark.createDataFrame([(p,) for p, _ in archives], "path string").select(
+            "path", (_parent_name("path") if dirname else F.lit(None).cast("string")).alias("label"))
+        df = _contents(spark, archives, cfg, meta).select("path", "content", "label")
         out.append(df.mapInPandas(udfs.expand_archives(cfg.extensions, cfg.max_bytes, dirname),
                                   schemas.OBJECTS))
     idx = [p for p, k, _ in side_files if k == "idx"]
@@ -322,14 +346,16 @@ def _side_objects(spark: "SparkSession", side_files: list[tuple[str, str, int]],
         label_paths = {p for p, k, _ in side_files if k == "idx_labels"}
         wanted = {p: idx_labels_path(p) for p in idx}
         found = [q for q in wanted.values() if q in label_paths or _exists(spark, q)]
-        small = {r.path: bytes(r.content) for r in _binary(spark, found, cfg, recursive=False).collect()} if found else {}
+        small = {q: read_small(spark, q) for q in found}
         labels_by_path = {p: small.get(q) for p, q in wanted.items()}
         names = tuple(cfg.label_names)
         if cifar and not names:
             names = _cifar_names(spark, cifar, side_files, cfg)
         kinds = {p: k for p, k, _ in side_files}
         kind_udf = F.udf(lambda p: kinds.get(p, "cifar"), "string")
-        df = _binary(spark, idx + cifar, cfg, recursive=False).select(
+        sizes = {p: n for p, _, n in side_files}
+        arrays_ = [(p, sizes[p]) for p in idx + cifar]
+        df = _contents(spark, arrays_, cfg).withColumn("modificationTime", F.lit(None).cast("timestamp")).select(
             "path", "content", "modificationTime", kind_udf("path").alias("kind"))
         df = df.repartition(max(1, len(idx + cifar)))
         out.append(df.mapInPandas(udfs.expand_arrays(labels_by_path, names, labels != "none"), schemas.OBJECTS))
@@ -347,9 +373,8 @@ def _cifar_names(spark, cifar: list[str], side_files, cfg: IngestConfig) -> tupl
         for m in CIFAR_META:
             cand = posixpath.join(posixpath.dirname(c), m)
             if cand in metas or _exists(spark, cand):
-                row = _binary(spark, cand, cfg, recursive=False).select("content").first()
                 try:
-                    return tuple(arrays.cifar_label_names(bytes(row.content)))
+                    return tuple(arrays.cifar_label_names(read_small(spark, cand)))
                 except arrays.ArrayFormatError:
                     return ()
     return ()
