@@ -33,7 +33,7 @@ def make_mixed(folder: Path) -> dict[str, str]:
         "dogs/empty.png": (b"", "empty"),
         "dogs/text.png": (b"hello, I am not a png", "not_image"),
         "dogs/random.jpg": (np.random.default_rng(0).bytes(2000), "not_image"),
-        "dogs/notes.txt": (b"notes", "unsupported"),
+        "dogs/notes.txt": (b"notes", "not_image"),  # read: its content decides
         "birds/tiny.png": (encode(np.full((4, 4, 3), 9, np.uint8)), "too_small"),
         "birds/d.webp": (encode(photo(5), ".webp"), "curated"),
     }
@@ -80,7 +80,7 @@ def test_every_input_ends_in_exactly_one_place(spark, cfg, mixed):
     raw_by_rel = {rel(r.source_uri): r for r in raw}
     assert set(ingest_rej) | set(raw_by_rel) == set(expected)  # every file somewhere ...
     assert not set(ingest_rej) & set(raw_by_rel)  # ... and in one place only
-    assert ingest_rej == {"dogs/notes.txt": "unsupported"}
+    assert ingest_rej == {}
 
     proc_rej = {r.image_id: r for r in rejects if r.stage == "process"}
     for rel_path, outcome in expected.items():
@@ -109,8 +109,8 @@ def test_accounting_adds_up(spark, cfg, mixed):
 
     acc = report.accounting(spark, cfg, "mixed")
     assert acc["ok"]
-    assert acc["raw_objects"] == 13 and acc["raw_distinct"] == 12
-    assert acc["images"] == 6 and acc["process_rejects"] == 6
+    assert acc["raw_objects"] == 14 and acc["raw_distinct"] == 13
+    assert acc["images"] == 6 and acc["process_rejects"] == 7
     assert acc["duplicates"] == 1 and acc["excluded"] == 1 and acc["curated"] == 4
 
 
