@@ -9,7 +9,7 @@ import pytest
 
 from tests.spark.test_pipeline import make_mixed
 
-pytestmark = [pytest.mark.hdfs, pytest.mark.spark]
+pytestmark = [pytest.mark.cluster, pytest.mark.hdfs, pytest.mark.spark]
 
 
 def test_upload_then_pipeline_on_hdfs_matches_local(hdfs, spark, cfg, tmp_path, ptdm):

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import PTDM, ROOT, overrides_for
 from tests.imagefiles import encode, photo
 
-pytestmark = [pytest.mark.hdfs, pytest.mark.spark, pytest.mark.slow]
+pytestmark = [pytest.mark.cluster, pytest.mark.hdfs, pytest.mark.spark, pytest.mark.slow]
 
 
 def test_datanode_stopped_during_a_job(hdfs, ptdm, tmp_path):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from ptdm_spark.imaging.graph import components
+
+pytestmark = pytest.mark.unit
 
 
 def _bfs(a, b) -> dict[int, int]:
