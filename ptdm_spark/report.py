@@ -21,9 +21,23 @@ def _reasons(reasons: Mapping[str, int]) -> str:
 
 
 def ingest_summary(c: Mapping[str, Any], reasons: Mapping[str, int]) -> None:
-    _out(f"ingest: {c['objects']} objects in; {c['accepted']} readable ({c['inserted']} new, "
+    _out(f"ingest: {c.get('listed', 0)} entries listed under the sources; "
+         f"{c['objects']} objects in; {c['accepted']} readable ({c['inserted']} new, "
          f"{c['accepted'] - c['inserted']} already ingested; {c['distinct_ids']} distinct contents); "
          f"{c['rejected']} rejected ({_reasons(reasons)})")
+
+
+def manifest_summary(m: Any, differ: int) -> None:
+    """How the manifest met the files: matched, unmatched, conflicting rows; unlabelled files."""
+    _out(f"manifest: {m.rows} rows, {m.paths} paths: {m.matched} matched a file, {m.unmatched} matched none"
+         + (f" (e.g. {', '.join(repr(x) for x in m.unmatched_examples)})" if m.unmatched else "")
+         + f"; {m.conflicting} listed twice with different labels"
+         + (f" (the smallest label taken: {', '.join(repr(x) for x in m.conflicting_examples)})" if m.conflicting else "")
+         + f"; {m.unlabelled} of {m.objects} objects read have no manifest row (no label)")
+    if differ:
+        _out(f"manifest: {differ} file(s) already ingested carry another label than this manifest gives; ingest "
+             "never rewrites stored rows, so their stored labels stand (query: SELECT source_uri, label FROM "
+             "<dataset>.raw_images); to relabel, ingest into a new dataset")
 
 
 def process_summary(c: Mapping[str, Any], reasons: Mapping[str, int]) -> None:

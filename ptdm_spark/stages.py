@@ -152,10 +152,22 @@ def ingest(spark: "SparkSession", cfg: Config, run: Run, inputs: IngestInputs) -
                                 stage=lambda df, name: _stage(spark, df, run, name))
     clock.lap(f"listed {len(inputs.sources)} source(s), sorted the files by kind, staged the other objects")
     objects = read.files.unionByName(read.others)
+    manifest = None
     if inputs.manifest is not None:
+        manifest = sources.manifest_report(read.keys, inputs.manifest)
+        if manifest.paths and not manifest.matched:
+            raise UsageError(f"--labels: none of the manifest's {manifest.paths} paths names a file under the "
+                             f"sources (e.g. {manifest.unmatched_examples[0]!r}); paths are matched below the "
+                             "source folder (cats/a.jpg) or as full paths")
         objects = sources.apply_manifest(objects, inputs.manifest)
     metrics = _write(spark, run, "raw_images", t_ingest.raw_images(objects, run.run_id), ("source_uri", "image_id"))
     clock.lap("read the files and wrote raw_images")
+    if manifest is not None:
+        differ = _stored_labels_differ(spark, run, read, inputs.manifest)
+        run.counts.update(manifest_rows=manifest.rows, manifest_matched=manifest.matched,
+                          manifest_unmatched=manifest.unmatched, manifest_conflicting=manifest.conflicting,
+                          unlabelled=manifest.unlabelled, labels_differ=differ)
+        report.manifest_summary(manifest, differ)
 
     # This run's objects as raw_images holds them (key columns only: no bytes are read).
     uris = read.expected.select(F.col("path").alias("source_uri")).unionByName(
@@ -174,11 +186,24 @@ def ingest(spark: "SparkSession", cfg: Config, run: Run, inputs: IngestInputs) -
         _write(spark, run, "rejects", rejected, ("source_uri", "stage", "reason"))
     clock.lap("counted, found and wrote the rejects")
 
-    run.counts.update(objects=accepted + sum(reasons.values()), accepted=accepted,
+    run.counts.update(listed=read.listed, objects=accepted + sum(reasons.values()), accepted=accepted,
                       inserted=delta.rows_inserted(metrics), distinct_ids=int(sizes["ids"]),
                       rejected=sum(reasons.values()), **{f"rejected_{k}": v for k, v in reasons.items()})
     report.ingest_summary(run.counts, reasons)
     return run.counts
+
+
+def _stored_labels_differ(spark: "SparkSession", run: Run, read: sources.Read, manifest: "DataFrame") -> int:
+    """Objects of this run already in raw_images with a label other than the manifest's (a rerun
+    with a corrected manifest: ingest never rewrites a stored row)."""
+    from pyspark.sql import functions as F
+
+    wanted = (sources.apply_manifest(read.keys.select("source_uri", "rel_path", *[
+        F.lit(None).cast(f.dataType).alias(f.name) for f in schemas.OBJECTS.fields
+        if f.name not in ("source_uri", "rel_path")]), manifest)
+        .filter(F.col("label").isNotNull()).select("source_uri", F.col("label").alias("wanted")))
+    stored = spark.read.format("delta").load(run.table_path("raw_images")).select("source_uri", "label")
+    return stored.join(wanted, "source_uri").filter(~F.col("label").eqNullSafe(F.col("wanted"))).count()
 
 
 def process(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:

@@ -136,6 +136,16 @@ class Read:
     expected: "DataFrame"
     listed: int = 0
 
+    @property
+    def keys(self) -> "DataFrame":
+        """(source_uri, rel_path) of every readable object, without reading a byte."""
+        from pyspark.sql import functions as F
+
+        return self.expected_keys.unionByName(
+            self.others.filter(F.col("error_reason").isNull()).select("source_uri", "rel_path"))
+
+    expected_keys: "DataFrame | None" = None
+
 
 Stage = Callable[["DataFrame", str], "DataFrame"]
 
@@ -198,7 +208,8 @@ def read_objects(spark: "SparkSession", sources: list[Source], cfg: IngestConfig
     others = _union(spark, [errors] + side, schemas.OBJECTS)
     # Expanding archives and arrays is work: done once. The rest comes from the staged listing.
     return Read(files=files, others=stage(others, "others") if side else others,
-                expected=todo.select("path"), listed=len(entries))
+                expected=todo.select("path"), listed=len(entries),
+                expected_keys=todo.select(F.col("path").alias("source_uri"), "rel_path"))
 
 
 def _pack(sizes: list[int], target: int, open_cost: int, cores: int) -> list[int]:
@@ -381,29 +392,61 @@ def _cifar_names(spark, cifar: list[str], side_files, cfg: IngestConfig) -> tupl
 
 
 def read_manifest(spark: "SparkSession", path: str) -> "DataFrame":
-    """A manifest (csv with header, jsonl, parquet) with columns ``path`` and ``label``."""
+    """A manifest (csv with header, jsonl, parquet) with columns ``path`` and ``label`` (and an
+    optional ``split``). CSV is read by RFC 4180: fields in double quotes may hold commas, line
+    breaks and doubled quotes (a quote inside a quoted field is written twice). A column of the wrong type (a label that is a
+    list, a path that is a number) stops with one line instead of turning into NULL labels."""
     import os
 
     from pyspark.sql import functions as F
+    from pyspark.sql import types as T
 
     low = path.lower()
     local = path if "://" in path else os.path.abspath(path)
     if "://" not in path and not os.path.isfile(local):
         raise UsageError(f"--labels {path}: no such manifest file (or use dirname / none)")
     if low.endswith(".csv"):
-        df = spark.read.option("header", "true").csv(local)
+        df = (spark.read.option("header", "true").option("quote", '"').option("escape", '"')
+              .option("multiLine", "true").option("mode", "FAILFAST").csv(_escape_glob(local)))
     elif low.endswith((".jsonl", ".json", ".ndjson")):
-        df = spark.read.json(local)
+        df = spark.read.json(_escape_glob(local))
     elif low.endswith(".parquet"):
-        df = spark.read.parquet(local)
+        df = spark.read.parquet(_escape_glob(local))
     else:
         raise UsageError(f"--labels {path}: a manifest must be .csv, .jsonl or .parquet")
     missing = [c for c in ("path", "label") if c not in df.columns]
     if missing:
         raise UsageError(f"--labels {path}: the manifest has no column {missing[0]!r} (needs path and label)")
+    scalar = (T.StringType, T.IntegerType, T.LongType, T.ShortType, T.ByteType)
+    for col, allowed in (("path", (T.StringType,)), ("label", scalar), ("split", (T.StringType,))):
+        if col in df.columns and not isinstance(df.schema[col].dataType, allowed):
+            raise UsageError(f"--labels {path}: column {col!r} is {df.schema[col].dataType.simpleString()}, "
+                             f"expected {'a string' if col != 'label' else 'a string or an integer'}")
     split = F.col("split").cast("string") if "split" in df.columns else F.lit(None).cast("string")
-    return df.select(F.col("path").cast("string").alias("m_path"), F.col("label").cast("string").alias("m_label"),
-                     split.alias("m_split"))
+    return df.select(F.regexp_replace(F.col("path").cast("string"), r"^\./", "").alias("m_path"),
+                     F.col("label").cast("string").alias("m_label"), split.alias("m_split"))
+
+
+def _manifest_keys(manifest: "DataFrame") -> "DataFrame":
+    """One row per manifest path: a path listed twice with different labels takes the smallest
+    label (deterministic; reported as a conflict)."""
+    from pyspark.sql import functions as F
+
+    return manifest.groupBy("m_path").agg(F.min("m_label").alias("m_label"), F.min("m_split").alias("m_split"))
+
+
+def _match(objects: "DataFrame", m: "DataFrame") -> "DataFrame":
+    """``objects`` (with source_uri, rel_path) left-joined to the manifest rows that name them:
+    by the path below the source root, or the full URI / local path."""
+    from pyspark.sql import functions as F
+
+    by_rel = m.select(F.col("m_path").alias("k_rel"), F.col("m_label").alias("label_rel"),
+                      F.col("m_split").alias("split_rel"))
+    by_abs = m.select(F.col("m_path").alias("k_abs"), F.col("m_label").alias("label_abs"),
+                      F.col("m_split").alias("split_abs"))
+    plain = F.regexp_replace("source_uri", r"^file:(//)?", "")
+    return (objects.join(F.broadcast(by_rel), objects.rel_path == by_rel.k_rel, "left")
+            .join(F.broadcast(by_abs), (objects.source_uri == by_abs.k_abs) | (plain == by_abs.k_abs), "left"))
 
 
 def apply_manifest(objects: "DataFrame", manifest: "DataFrame") -> "DataFrame":
@@ -411,16 +454,43 @@ def apply_manifest(objects: "DataFrame", manifest: "DataFrame") -> "DataFrame":
     Its optional ``split`` column becomes the objects' ``source_split`` (an extra column)."""
     from pyspark.sql import functions as F
 
-    m = manifest.withColumn("m_path", F.regexp_replace("m_path", r"^\./", "")).dropDuplicates(["m_path"])
-    by_rel = m.select(F.col("m_path").alias("k_rel"), F.col("m_label").alias("label_rel"),
-                      F.col("m_split").alias("split_rel"))
-    by_abs = m.select(F.col("m_path").alias("k_abs"), F.col("m_label").alias("label_abs"),
-                      F.col("m_split").alias("split_abs"))
-    plain = F.regexp_replace("source_uri", r"^file:(//)?", "")
-    out = (
-        objects.join(F.broadcast(by_rel), objects.rel_path == by_rel.k_rel, "left")
-        .join(F.broadcast(by_abs), (objects.source_uri == by_abs.k_abs) | (plain == by_abs.k_abs), "left")
-        .withColumn("label", F.coalesce("label_rel", "label_abs"))
-        .withColumn("source_split", F.lower(F.coalesce("split_rel", "split_abs")))
-    )
+    out = (_match(objects, _manifest_keys(manifest))
+           .withColumn("label", F.coalesce("label_rel", "label_abs"))
+           .withColumn("source_split", F.lower(F.coalesce("split_rel", "split_abs"))))
     return out.select(*schemas.OBJECTS.fieldNames(), "source_split")
+
+
+@dataclass(frozen=True)
+class ManifestReport:
+    """How a manifest met the objects it labels."""
+
+    rows: int
+    paths: int
+    matched: int  # manifest paths that name an object
+    unmatched: int
+    unmatched_examples: list[str]
+    conflicting: int  # paths listed more than once with different labels
+    conflicting_examples: list[str]
+    objects: int  # objects the run read (files, archive members, array images)
+    unlabelled: int  # of those, named by no manifest row
+
+
+def manifest_report(keys: "DataFrame", manifest: "DataFrame") -> ManifestReport:
+    """Counts of :class:`ManifestReport` from the objects' keys (source_uri, rel_path; no bytes)."""
+    from pyspark.sql import functions as F
+
+    m = _manifest_keys(manifest)
+    hits = _match(keys, m).withColumn("hit", F.coalesce("k_rel", "k_abs"))
+    found = hits.filter(F.col("hit").isNotNull()).select(F.col("hit").alias("m_path")).distinct()
+    unmatched = m.join(found, "m_path", "left_anti").select("m_path")
+    conflicts = (manifest.groupBy("m_path").agg(F.count_distinct("m_label").alias("n")).filter("n > 1")
+                 .select("m_path"))
+    stats = hits.agg(F.count(F.lit(1)).alias("objects"),
+                     F.sum(F.when(F.col("hit").isNull(), 1).otherwise(0)).alias("unlabelled")).first()
+    n_unmatched, n_conflicts = unmatched.count(), conflicts.count()
+    n_paths = m.count()
+    return ManifestReport(
+        rows=manifest.count(), paths=n_paths, matched=n_paths - n_unmatched, unmatched=n_unmatched,
+        unmatched_examples=sorted(r.m_path for r in unmatched.limit(3).collect()),
+        conflicting=n_conflicts, conflicting_examples=sorted(r.m_path for r in conflicts.limit(3).collect()),
+        objects=int(stats["objects"] or 0), unlabelled=int(stats["unlabelled"] or 0))

@@ -173,3 +173,57 @@ def test_extension_filter_narrows_and_counts_the_rest(spark, cfg, tmp_path, ptdm
     assert [r.source_uri.rsplit("/", 1)[-1] for r in raw] == ["a.PNG"]
     assert [(r.source_uri.rsplit("/", 1)[-1], r.reason) for r in rej] == [("b.gif", "skipped")]
     np.testing.assert_equal(len(raw), 1)
+
+
+# --- manifests that used to do nothing silently -------------------------------------------------
+
+
+@pytest.fixture
+def three(tmp_path) -> Path:
+    src = tmp_path / "m"
+    src.mkdir()
+    for i, name in enumerate(["a.png", "b, c.png", "d.png"]):
+        (src / name).write_bytes(encode(photo(150 + i, 20, 20)))
+    return src
+
+
+def test_csv_manifest_is_read_by_rfc_4180_and_reported(spark, cfg, three, tmp_path, ptdm):
+    manifest = tmp_path / "labels.csv"
+    manifest.write_text('path,label\n'
+                        'a.png,"say ""hi"""\n'
+                        '"b, c.png","two\nlines"\n'
+                        'd.png,dog\n'
+                        'd.png,cat\n'
+                        'missing.png,ghost\n')
+    status, out = ptdm("ingest", str(three), "--dataset", "rfc4180", "--labels", str(manifest))
+    assert status == 0, out
+    got = {r.source_uri.rsplit("/", 1)[-1]: r.label
+           for r in spark.read.format("delta").load(cfg.lakehouse.table_path("rfc4180", "raw_images")).collect()}
+    assert got == {"a.png": 'say "hi"', "b, c.png": "two\nlines", "d.png": "cat"}
+    line = next(ln for ln in out.splitlines() if ln.startswith("manifest:"))
+    assert "5 rows, 4 paths: 3 matched a file, 1 matched none (e.g. 'missing.png')" in line
+    assert "1 listed twice with different labels" in line and "'d.png'" in line
+    assert "0 of 3 objects read have no manifest row" in line
+
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_text("path,label\na.png,hello\n")
+    status, out = ptdm("ingest", str(three), "--dataset", "rfc4180", "--labels", str(fixed))
+    assert status == 0, out
+    assert "1 file(s) already ingested carry another label" in out
+    assert "2 of 3 objects read have no manifest row" in out
+
+
+def test_manifest_matching_nothing_or_of_wrong_types_is_one_line_exit_2(three, tmp_path, ptdm):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    nothing = tmp_path / "nothing.csv"
+    nothing.write_text("path,label\nelsewhere/x.png,cat\n")
+    status, out = ptdm("ingest", str(three), "--dataset", "nomatch", "--labels", str(nothing))
+    assert status == 2 and "none of the manifest's 1 paths names a file" in out, out
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"path": ["a.png"], "label": [["x", "y"]]}), bad)
+    status, out = ptdm("ingest", str(three), "--dataset", "badtypes", "--labels", str(bad))
+    assert status == 2 and "column 'label' is array<string>" in out, out
+    errors = [ln for ln in out.splitlines() if "error" in ln]
+    assert len(errors) == 1
