@@ -69,8 +69,28 @@ class Run:
         if v is not None:
             self.input_versions[table] = v
 
+    def begin(self, spark: "SparkSession") -> None:
+        """Record this run as ``running`` before it touches a table, so that a run killed half-way
+        still has its row. Runs of this host left ``running`` by a process that no longer exists
+        (killed, machine restarted) are marked ``abandoned`` first."""
+        path = self.table_path("runs")
+        if delta.is_delta_table(spark, path):
+            stale = (spark.read.format("delta").load(path).filter("status = 'running'")
+                     .select("run_id", "host", "pid").collect())
+            dead = [r.run_id for r in stale if r.host == _host() and r.pid is not None and not _alive(r.pid)]
+            if dead:
+                from delta.tables import DeltaTable
+                from pyspark.sql import functions as F
+
+                with delta.commit_metadata(spark, self.commit_meta):
+                    DeltaTable.forPath(spark, path).update(F.col("run_id").isin(dead), {"status": F.lit("abandoned")})
+        self._write(spark, "running", None)
+
     def record(self, spark: "SparkSession", status: str) -> None:
-        """Append this run's row to ``<dataset>/runs`` (and register the table)."""
+        """This run's final row in ``<dataset>/runs`` (replacing its ``running`` row)."""
+        self._write(spark, status, dt.datetime.now(dt.timezone.utc))
+
+    def _write(self, spark: "SparkSession", status: str, finished_at: dt.datetime | None) -> None:
         from pyspark.sql import Row
 
         from ptdm_spark import schemas
@@ -80,9 +100,11 @@ class Run:
             job=self.job,
             dataset=self.dataset,
             started_at=self.started_at,
-            finished_at=dt.datetime.now(dt.timezone.utc),
+            finished_at=finished_at,
             status=status,
             user=_user(),
+            host=_host(),
+            pid=os.getpid(),
             config_hash=self.config.hash,
             config=json.dumps(self.config.to_dict(), sort_keys=True),
             code_version=code_version(),
@@ -94,8 +116,25 @@ class Run:
         df = spark.createDataFrame([row], schema=schemas.RUNS)
         path = self.table_path("runs")
         with delta.commit_metadata(spark, self.commit_meta):
-            delta.append(spark, df, path)
+            delta.merge_into(spark, df, path, ("run_id",), update_when_changed=(
+                "status", "finished_at", "input_versions", "output_versions", "counts"))
         delta.register(spark, self.dataset, "runs", path)
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
 
 
 def _user() -> str:

@@ -213,9 +213,11 @@ RUNS = _s(
     ("job", StringType(), False),
     ("dataset", StringType(), False),
     ("started_at", TimestampType(), False),
-    ("finished_at", TimestampType(), False),
-    ("status", StringType(), False),
+    ("finished_at", TimestampType(), True),  # NULL while running (or when abandoned)
+    ("status", StringType(), False),  # running | succeeded | failed | usage_error | abandoned
     ("user", StringType(), True),
+    ("host", StringType(), True),
+    ("pid", LongType(), True),  # with host: tells a dead run (abandoned) from a live one
     ("config_hash", StringType(), False),
     ("config", StringType(), True),
     ("code_version", StringType(), True),

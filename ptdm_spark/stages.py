@@ -57,6 +57,7 @@ def job(spark: "SparkSession", cfg: Config, name: str, dataset: str, argv: list[
     start = time.monotonic()
     log(f"[{name}] run {run.run_id}")
     status = "failed"
+    run.begin(spark)
     try:
         with delta.commit_metadata(spark, run.commit_meta):
             yield run

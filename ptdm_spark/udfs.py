@@ -142,9 +142,11 @@ def process_images(params: Params, passthrough: tuple[str, ...], max_rows: int =
     columns = ("image_id", *FIELDS, *passthrough)
 
     def fn(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from ptdm_spark.hooks import pause_point
         from ptdm_spark.imaging.cv import configure_worker
 
         configure_worker()
+        pause_point("process.task")
 
         def records():
             for batch in batches:

@@ -16,8 +16,9 @@ from tests.spark.test_pipeline import make_mixed
 pytestmark = [pytest.mark.cluster, pytest.mark.hdfs, pytest.mark.slow]
 
 
-def submit(master: str, source: str, dataset: str, root: str, catalog, stderr=subprocess.PIPE):
-    cmd = [str(ROOT / "scripts" / "submit.sh"), "run", "--master", master, "--", source, "--dataset", dataset,
+def submit(master: str, source: str, dataset: str, root: str, catalog, stderr=subprocess.PIPE,
+           spark_args: tuple[str, ...] = ()):
+    cmd = [str(ROOT / "scripts" / "submit.sh"), "run", "--master", master, *spark_args, "--", source, "--dataset", dataset,
            "--profile", "cluster", "--set", f"lakehouse.root={root}", "--set", f"lakehouse.catalog_dir={catalog}",
            "--set", "spark.progress=false"]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
@@ -64,18 +65,28 @@ def test_worker_killed_during_process_stage(hdfs, spark_cluster, ptdm, tmp_path)
     landing = upload(ptdm, tmp_path / "many", hdfs)
     root = f"{hdfs}/ptdm/{uuid.uuid4().hex[:8]}"
     # spark-submit's Python driver writes its stderr into stdout: one stream to watch.
-    proc = submit(spark_cluster, landing, "faults", root, tmp_path / "catalog2", stderr=subprocess.STDOUT)
-    killed = False
-    lines = []
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    # Process tasks stop at their start until told to go (ptdm_spark.hooks): the worker is killed
+    # while they run, at a defined point, whatever the machine's speed.
+    pause_conf = ("--conf", "spark.executorEnv.PTDM_PAUSE_AT=process.task",
+                  "--conf", f"spark.executorEnv.PTDM_PAUSE_DIR={pause}")
+    proc = submit(spark_cluster, landing, "faults", root, tmp_path / "catalog2", stderr=subprocess.STDOUT,
+                  spark_args=pause_conf)
+    import threading
+
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
     deadline = time.monotonic() + 900
-    for line in proc.stdout:  # the driver announces the process stage, then its tasks start
-        lines.append(line)
-        if not killed and re.search(r"^\[process\] \d+ new image", line):
-            time.sleep(2)
-            subprocess.run([str(ROOT / "scripts" / "spark-cluster.sh"), "kill-worker", "1"], check=True)
-            killed = True
-        assert time.monotonic() < deadline
-    proc.wait(timeout=60)
+    while not (pause / "process.task.reached").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)[-3000:]
+        time.sleep(0.2)
+    subprocess.run([str(ROOT / "scripts" / "spark-cluster.sh"), "kill-worker", "1"], check=True)
+    killed = True
+    (pause / "process.task.go").touch()
+    proc.wait(timeout=900)
+    reader.join(timeout=60)
     out = "".join(lines)
     assert killed and proc.returncode == 0, out[-3000:]
     status = subprocess.run([str(ROOT / "scripts" / "spark-cluster.sh"), "status"], capture_output=True, text=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import time
@@ -24,17 +23,17 @@ def test_driver_killed_mid_process_then_rerun_completes_exactly_once(spark, tmp_
     lh = tmp_path / "lh"
     args = [*PTDM, "run", str(tmp_path / "src"), "--dataset", "killed",
             *[a for o in overrides_for(lh) for a in ("--set", o)]]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    killed = False
-    for line in proc.stdout:
-        if re.search(r"^\[process\] \d+ new image", line):
-            time.sleep(1.5)
-            os.killpg(proc.pid, signal.SIGKILL)  # the driver and its JVM, no goodbye
-            killed = True
-            break
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    env = {**os.environ, "PTDM_PAUSE_AT": "process.task", "PTDM_PAUSE_DIR": str(pause)}
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env=env)
+    deadline = time.monotonic() + 600
+    while not (pause / "process.task.reached").exists():  # a process task is running, mid-job
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver, its JVM and its workers, no goodbye
     proc.wait(timeout=60)
-    assert killed
 
     def table(name):
         return spark.read.format("delta").load(f"{lh.as_uri()}/killed/{name}")
@@ -44,11 +43,16 @@ def test_driver_killed_mid_process_then_rerun_completes_exactly_once(spark, tmp_
     from ptdm_spark.io import delta
 
     assert delta.table_version(spark, f"{lh.as_uri()}/killed/images") is None
-    assert {(r.job, r.status) for r in table("runs").collect()} == {("ingest", "succeeded")}
+    # the killed run left its row: started, never finished
+    assert {(r.job, r.status, r.finished_at is None) for r in table("runs").collect()} == {
+        ("ingest", "succeeded", False), ("process", "running", True)}
 
     rerun = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "accounting adds up" in rerun.stdout
+    statuses = sorted((r.job, r.status) for r in table("runs").collect())
+    assert ("process", "abandoned") in statuses and ("process", "succeeded") in statuses
+    assert ("process", "running") not in statuses
     assert table("raw_images").count() == 300  # the rerun's ingest added nothing
     images = table("images")
     assert images.count() == 300 and images.select("image_id").distinct().count() == 300
