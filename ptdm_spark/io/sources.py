@@ -195,7 +195,7 @@ def read_objects(spark: "SparkSession", sources: list[Source], cfg: IngestConfig
     for e in entries:
         kind, reason, detail = _classify(e, cfg)
         if reason is None and kind not in ("image",):
-            side_files.append((e.uri, kind, e.length))
+            side_files.append((e.uri, kind, e.length, e.mtime_ms))
             continue
         rows.append((e.uri, e.root, e.rel_path, e.length, e.mtime_ms, kind, reason, detail))
     listed = spark.createDataFrame(rows, _ENTRY_SCHEMA) if rows else spark.createDataFrame([], _ENTRY_SCHEMA)
@@ -337,24 +337,24 @@ def _errors_from_listing(bad: "DataFrame", dirname: bool) -> "DataFrame":
     return schemas.conform(out, schemas.OBJECTS)
 
 
-def _side_objects(spark: "SparkSession", side_files: list[tuple[str, str, int]], cfg: IngestConfig,
+def _side_objects(spark: "SparkSession", side_files: list[tuple[str, str, int, int | None]], cfg: IngestConfig,
                   labels: str) -> list["DataFrame"]:
     """Archives, IDX files and CIFAR batches: expanded on the workers."""
     from pyspark.sql import functions as F
 
     out = []
     dirname = labels == "dirname"
-    archives = [(p, n) for p, k, n in side_files if k == "archive"]
+    archives = [(p, n) for p, k, n, _ in side_files if k == "archive"]
     if archives:
         meta = spark.createDataFrame([(p,) for p, _ in archives], "path string").select(
             "path", (_parent_name("path") if dirname else F.lit(None).cast("string")).alias("label"))
         df = _contents(spark, archives, cfg, meta).select("path", "content", "label")
         out.append(df.mapInPandas(udfs.expand_archives(cfg.extensions, cfg.max_bytes, dirname),
                                   schemas.OBJECTS))
-    idx = [p for p, k, _ in side_files if k == "idx"]
-    cifar = [p for p, k, _ in side_files if k == "cifar"]
+    idx = [p for p, k, _, _ in side_files if k == "idx"]
+    cifar = [p for p, k, _, _ in side_files if k == "cifar"]
     if idx or cifar:
-        label_paths = {p for p, k, _ in side_files if k == "idx_labels"}
+        label_paths = {p for p, k, _, _ in side_files if k == "idx_labels"}
         wanted = {p: idx_labels_path(p) for p in idx}
         found = [q for q in wanted.values() if q in label_paths or _exists(spark, q)]
         small = {q: read_small(spark, q) for q in found}
@@ -362,12 +362,13 @@ def _side_objects(spark: "SparkSession", side_files: list[tuple[str, str, int]],
         names = tuple(cfg.label_names)
         if cifar and not names:
             names = _cifar_names(spark, cifar, side_files, cfg)
-        kinds = {p: k for p, k, _ in side_files}
-        kind_udf = F.udf(lambda p: kinds.get(p, "cifar"), "string")
-        sizes = {p: n for p, _, n in side_files}
-        arrays_ = [(p, sizes[p]) for p in idx + cifar]
-        df = _contents(spark, arrays_, cfg).withColumn("modificationTime", F.lit(None).cast("timestamp")).select(
-            "path", "content", "modificationTime", kind_udf("path").alias("kind"))
+        info = {p: (k, n, t) for p, k, n, t in side_files}
+        meta = spark.createDataFrame([(p, info[p][0], info[p][2]) for p in idx + cifar],
+                                     "path string, kind string, mtime long")
+        meta = meta.select("path", "kind", (F.col("mtime").cast("double") / 1000).cast("timestamp")
+                           .alias("modificationTime"))
+        df = _contents(spark, [(p, info[p][1]) for p in idx + cifar], cfg, meta).select(
+            "path", "content", "modificationTime", "kind")
         df = df.repartition(max(1, len(idx + cifar)))
         out.append(df.mapInPandas(udfs.expand_arrays(labels_by_path, names, labels != "none"), schemas.OBJECTS))
     return out
@@ -379,7 +380,7 @@ def _exists(spark: "SparkSession", uri: str) -> bool:
 
 
 def _cifar_names(spark, cifar: list[str], side_files, cfg: IngestConfig) -> tuple[str, ...]:
-    metas = {p for p, k, _ in side_files if k == "cifar_meta"}
+    metas = {p for p, k, _, _ in side_files if k == "cifar_meta"}
     for c in cifar:
         for m in CIFAR_META:
             cand = posixpath.join(posixpath.dirname(c), m)
