@@ -215,12 +215,12 @@ def test_idx_cifar_and_archives(spark, cfg, tmp_path, ptdm):
     for r in raw:
         by_fmt.setdefault(r.source_format, []).append(r)
     assert len(by_fmt["idx"]) == 30 and len(by_fmt["cifar"]) == 5
-    assert len(by_fmt["tar"]) == 2 and len(by_fmt["zip"]) == 1
+    assert len(by_fmt["tar"]) == 3 and len(by_fmt["zip"]) == 1  # readme.md too: its content decides
     idx0 = [r for r in by_fmt["idx"] if r.source_uri.endswith("#0")][0]
     assert idx0.label == "zero"
     # label_names from the config win over batches.meta
     assert {r.label for r in by_fmt["cifar"]} == {"zero", "one", "two"}
-    assert {r.label for r in by_fmt["tar"]} == {"red", "blue"}
+    assert {r.label for r in by_fmt["tar"] if r.source_uri.endswith(".png")} == {"red", "blue"}
     assert any(r.source_uri.endswith("pack.tar!/red/x.png") for r in by_fmt["tar"])
     # IDX pixels survive: decode the PNG of image 0
     from ptdm_spark.imaging.cv import cv2
@@ -228,7 +228,7 @@ def test_idx_cifar_and_archives(spark, cfg, tmp_path, ptdm):
     dec = cv2.imdecode(np.frombuffer(idx0.content, np.uint8), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(dec, imgs[0])
     rej = {r.source_uri.rsplit("/", 1)[-1]: r.reason for r in table(spark, cfg, "kinds", "rejects").collect()}
-    assert rej["readme.md"] == "unsupported" and rej["broken.zip"] == "corrupt"
+    assert rej["readme.md"] == "not_image" and rej["broken.zip"] == "corrupt"
     assert table(spark, cfg, "kinds", "images").count() == 38
 
 
