@@ -193,7 +193,7 @@ def _cmd_sql(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
 
     from ptdm_spark.analysis import sql
 
-    spark, _ = sql.analyst_session(cfg, args.remote)
+    spark, _ = sql.analyst_session(cfg, args.remote, args.query)
     if not args.write:
         sql.check_read_only(spark, args.query)
     try:
@@ -219,7 +219,8 @@ def _cmd_tables(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
         datasets = [args.dataset]
     rows = []
     for ds in sorted(datasets):
-        for table in TABLES:
+        registered = {t.name for t in spark.catalog.listTables(ds)}
+        for table in [t for t in TABLES if t in registered]:
             path = cfg.lakehouse.table_path(ds, table)
             version = sql.version(spark, path)
             if version is None:

@@ -158,10 +158,11 @@ def host_port(url: str) -> tuple[str, int]:
         raise UsageError(f"{url}: expected sc://host:port") from None
 
 
-def analyst_session(cfg: Config, remote: str | None) -> tuple["SparkSession", str]:
+def analyst_session(cfg: Config, remote: str | None, query: str = "") -> tuple["SparkSession", str]:
     """A session for ``ptdm sql|tables|history``: a Spark Connect session to the endpoint when one
     answers, else the in-process one. Returns the session and where it runs ("in-process" or the
-    URL).
+    URL). ptdm's SQL functions are defined in a Connect session when ``query`` names one (each
+    costs a round trip).
 
     Raises:
         UsageError: no lakehouse at ``lakehouse.root`` (nothing is created), or the embedded
@@ -176,7 +177,9 @@ def analyst_session(cfg: Config, remote: str | None) -> tuple["SparkSession", st
 
         spark = SparkSession.builder.remote(url).getOrCreate()
         for statement in SQL_FUNCTIONS:  # temporary functions live in the client's own session
-            spark.sql(statement)
+            name = statement.split("FUNCTION", 1)[1].split("(", 1)[0].strip()
+            if name.lower() in query.lower():
+                spark.sql(statement)
         return spark, url
     if url and (remote or cfg.sql.remote):  # asked for explicitly: say so, then answer anyway
         print(f"note: no SQL endpoint answers at {url}; running in-process", file=sys.stderr)
