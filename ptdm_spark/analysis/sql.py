@@ -95,6 +95,23 @@ def parsed_plan(spark: "SparkSession", query: str) -> str:
     return section.split("== Analyzed Logical Plan ==", 1)[0].strip("\n")
 
 
+# Only blanks and parentheses before the first keyword: comments (nested /* */, -- continued by a
+# backslash) leave the decision to the parser.
+_LEADING = re.compile(r"\A[\s(]*")
+
+
+def starts_as_query(statement: str) -> bool:
+    """True when the statement's first keyword is SELECT.
+
+    Spark's grammar reaches a statement that begins with SELECT only through its ``query`` rule,
+    which has no data-changing form (writes begin with INSERT, FROM ... INSERT, WITH ... INSERT,
+    MERGE, DROP...): such a statement is read-only by the grammar, and over Spark Connect it
+    skips the ``EXPLAIN`` round trip. Everything else is decided from the parsed plan.
+    """
+    rest = statement[_LEADING.match(statement).end():]
+    return re.match(r"select\b", rest, re.I) is not None
+
+
 def check_read_only(spark: "SparkSession", query: str) -> None:
     """Raise :class:`UsageError` unless ``query`` only reads.
 
@@ -103,6 +120,8 @@ def check_read_only(spark: "SparkSession", query: str) -> None:
     """
     from pyspark.errors import ParseException
 
+    if starts_as_query(query) and getattr(spark, "_jsparkSession", None) is None:
+        return  # read-only by the grammar; a syntax error surfaces when it runs
     try:
         verdict = classify(parsed_plan(spark, query))
     except ParseException as exc:
