@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
             "  ptdm server stop\n\nstatus exits 0 when the endpoint runs, 3 when it does not.")
     p.add_argument("action", choices=("start", "stop", "status"), metavar="start|stop|status",
                    help="start it (waits until it answers), stop it, or say where it runs and since when")
+    p.add_argument("--force", action="store_true",
+                   help="stop even while a job reaches the catalog through the endpoint (the job then fails)")
     p = add("spark-conf", "print the Spark properties ptdm uses (for spark-sql / spark-submit)",
             "Print ptdm's Spark properties in spark-defaults format, e.g.\n"
             "  spark-sql --properties-file <(ptdm spark-conf) -i <(ptdm spark-conf --functions)")
@@ -274,7 +276,7 @@ def _cmd_server(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
         print(st.describe())
         return 0 if st.running else 3
     if args.action == "stop":
-        was = server.stop(cfg)
+        was = server.stop(cfg, force=args.force)
         print(f"stopped the endpoint at {was.state['url']} (pids {was.state['connect_pid']}, "
               f"{was.state['metastore_pid']})" if was else "not running: nothing to stop")
         return 0

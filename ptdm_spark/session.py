@@ -177,7 +177,7 @@ def catalog_holder(catalog: Path) -> str | None:
     me = os.getpid()
     for entry in Path("/proc").iterdir():
         # This process's own JVM (a session stopped and built again) is not another holder.
-        if not entry.name.isdigit() or me in (int(entry.name), _parent(int(entry.name))):
+        if not entry.name.isdigit() or me in (int(entry.name), parent_pid(int(entry.name))):
             continue
         try:
             fds = list((entry / "fd").iterdir())
@@ -192,7 +192,7 @@ def catalog_holder(catalog: Path) -> str | None:
     return None
 
 
-def _parent(pid: int) -> int:
+def parent_pid(pid: int) -> int:
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
@@ -209,7 +209,7 @@ def describe_process(pid: int) -> str:
             return []
 
     args = cmdline(pid)
-    ppid = _parent(pid)
+    ppid = parent_pid(pid)
     pargs = cmdline(ppid) if ppid > 1 else []
     shown = pid
     for candidate, cand_args in ((ppid, pargs), (pid, args)):

@@ -132,20 +132,60 @@ def start(cfg: Config, log=print) -> Status:
     return status(cfg)
 
 
-def stop(cfg: Config, timeout: float = 30) -> Status | None:
+def stop(cfg: Config, timeout: float = 30, force: bool = False) -> Status | None:
     """Stop both processes (Connect first, then the metastore); returns the status they had, or
-    None when nothing ran."""
+    None when nothing ran.
+
+    Raises:
+        UsageError: another process (a job) reaches the catalog through the metastore service right
+            now, and ``force`` is not set: stopping would break it.
+    """
     current = status(cfg)
     state_file = current.state_dir / "server.json"
     if not current.running:
         state_file.unlink(missing_ok=True)  # a stale file of an endpoint that died
         return None
+    if not force:
+        from ptdm_spark.session import describe_process
+
+        st = current.state
+        users = metastore_clients(st["metastore_port"], exclude={st["connect_pid"], st["metastore_pid"]})
+        if users:
+            raise UsageError(f"the catalog is in use through the endpoint by {describe_process(users[0])}"
+                             f"{f' and {len(users) - 1} more' if len(users) > 1 else ''}; "
+                             "stop the endpoint when that ends (or --force)")
     for key in ("connect_pid", "metastore_pid"):
         pid = current.state[key]
         if _is_ours(pid):
             _terminate(pid, timeout)
     state_file.unlink(missing_ok=True)
     return current
+
+
+def metastore_clients(port: int, exclude: set[int]) -> list[int]:
+    """Pids with an established TCP connection to the metastore service's ``port`` (from
+    ``/proc/net/tcp*`` and each process's socket descriptors), less ``exclude``."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            # remote address (hex ip:port), state 01 = ESTABLISHED, inode
+            if len(f) > 9 and f[3] == "01" and int(f[2].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{f[9]}]")
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in exclude:
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return sorted(pids)
 
 
 # --- processes ---------------------------------------------------------------------------------

@@ -156,6 +156,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _job_uses_metastore(job_pid: int, meta_port: int) -> bool:
+    """The job's JVM (a child of the ptdm process) has a connection to the metastore service."""
+    from ptdm_spark.analysis.server import metastore_clients
+    from ptdm_spark.session import parent_pid
+
+    return any(parent_pid(pid) == job_pid or pid == job_pid for pid in metastore_clients(meta_port, set()))
+
+
 def _timed(*args: str, timeout: int = 300) -> tuple[subprocess.CompletedProcess, float]:
     t0 = time.monotonic()
     r = run_cli(*args, timeout=timeout)
@@ -203,10 +211,11 @@ def test_sql_endpoint_start_query_while_a_job_writes_stop(tmp_path):
             (folder / f"{i}.png").write_bytes(encode(photo(500 + i)))
         job = subprocess.Popen([*PTDM, "ingest", str(folder.parent), "--dataset", "ep", *sets], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        during, rounds = [], 0
+        during, rounds, job_seen = [], 0, False
         try:
             with ThreadPoolExecutor(3) as pool:
                 while job.poll() is None and rounds < 4:
+                    job_seen = job_seen or _job_uses_metastore(job.pid, meta_port)
                     results = list(pool.map(lambda _: _timed(*count), range(3)))
                     for res, took in results:
                         assert res.returncode == 0 and res.stdout.splitlines() == ["n,bits", "37,62"], res.stderr[-2000:]
@@ -219,6 +228,7 @@ def test_sql_endpoint_start_query_while_a_job_writes_stop(tmp_path):
             job.kill()
         assert job.returncode == 0, out[-3000:]
         assert timings.get("rounds_inside_job", 0) >= 1, "the job ended before a round of queries did"
+        assert job_seen, "the job never reached the catalog through the metastore service"
         timings["during_job_max"] = max(during)
 
         # The job registered its tables through the endpoint's metastore: the endpoint sees them.
@@ -228,6 +238,14 @@ def test_sql_endpoint_start_query_while_a_job_writes_stop(tmp_path):
         assert r.returncode == 0 and "raw_images" in r.stdout, r.stderr[-2000:]
         r = run_cli("history", "ep", "raw_images", *sets)
         assert r.returncode == 0 and "ingest" in r.stdout, r.stderr[-2000:]
+
+        # While a process reaches the catalog through the metastore, stop refuses (this test
+        # process holds a connection to it here).
+        with socket.create_connection(("127.0.0.1", meta_port)):
+            time.sleep(0.2)
+            r = run_cli("server", "stop", *sets)
+        assert r.returncode == 2 and "in use through the endpoint by pid" in r.stderr, r.stderr
+        assert "--force" in r.stderr and len(r.stderr.splitlines()) == 1
     finally:
         r, timings["stop"] = _timed("server", "stop", *sets)
     assert r.returncode == 0 and "stopped the endpoint" in r.stdout, r.stderr
