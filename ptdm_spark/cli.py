@@ -277,8 +277,8 @@ def _cmd_server(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
         return 0 if st.running else 3
     if args.action == "stop":
         was = server.stop(cfg, force=args.force)
-        print(f"stopped the endpoint at {was.state['url']} (pids {was.state['connect_pid']}, "
-              f"{was.state['metastore_pid']})" if was else "not running: nothing to stop")
+        print(f"stopped the endpoint at {was.state.get('url')} (pids {was.state.get('connect_pid')}, "
+              f"{was.state.get('metastore_pid')})" if was else "not running: nothing to stop")
         return 0
     try:
         st = server.start(cfg, log=say)

@@ -142,9 +142,17 @@ def stop(cfg: Config, timeout: float = 30, force: bool = False) -> Status | None
     """
     current = status(cfg)
     state_file = current.state_dir / "server.json"
-    if not current.running:
-        state_file.unlink(missing_ok=True)  # a stale file of an endpoint that died
-        return None
+    if not current.running:  # nothing, or what is left of an endpoint half of which died
+        try:
+            left = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            left = {}
+        pids = [left.get(k) for k in ("connect_pid", "metastore_pid")]
+        alive = [pid for pid in pids if isinstance(pid, int) and _is_ours(pid)]
+        for pid in alive:
+            _terminate(pid, timeout)
+        state_file.unlink(missing_ok=True)
+        return Status(False, left, current.state_dir) if alive else None
     if not force:
         from ptdm_spark.session import describe_process
 

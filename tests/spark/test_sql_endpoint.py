@@ -156,12 +156,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _job_uses_metastore(job_pid: int, meta_port: int) -> bool:
-    """The job's JVM (a child of the ptdm process) has a connection to the metastore service."""
+def _watch_job_use_metastore(job: subprocess.Popen, meta_port: int) -> bool:
+    """Whether the job's JVM (a child of the ptdm process) connected to the metastore service at
+    some point while it ran (it does from its first catalog use, registering its tables, to exit)."""
     from ptdm_spark.analysis.server import metastore_clients
     from ptdm_spark.session import parent_pid
 
-    return any(parent_pid(pid) == job_pid or pid == job_pid for pid in metastore_clients(meta_port, set()))
+    while job.poll() is None:
+        if any(job.pid in (pid, parent_pid(pid)) for pid in metastore_clients(meta_port, set())):
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def _timed(*args: str, timeout: int = 300) -> tuple[subprocess.CompletedProcess, float]:
@@ -211,12 +216,12 @@ def test_sql_endpoint_start_query_while_a_job_writes_stop(tmp_path):
             (folder / f"{i}.png").write_bytes(encode(photo(500 + i)))
         job = subprocess.Popen([*PTDM, "ingest", str(folder.parent), "--dataset", "ep", *sets], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        during, rounds, job_seen = [], 0, False
+        during, rounds = [], 0
         try:
-            with ThreadPoolExecutor(3) as pool:
+            with ThreadPoolExecutor(4) as pool:
+                job_seen = pool.submit(_watch_job_use_metastore, job, meta_port)
                 while job.poll() is None and rounds < 4:
-                    job_seen = job_seen or _job_uses_metastore(job.pid, meta_port)
-                    results = list(pool.map(lambda _: _timed(*count), range(3)))
+                    results = [f.result() for f in [pool.submit(_timed, *count) for _ in range(3)]]
                     for res, took in results:
                         assert res.returncode == 0 and res.stdout.splitlines() == ["n,bits", "37,62"], res.stderr[-2000:]
                         during.append(took)
@@ -228,7 +233,7 @@ def test_sql_endpoint_start_query_while_a_job_writes_stop(tmp_path):
             job.kill()
         assert job.returncode == 0, out[-3000:]
         assert timings.get("rounds_inside_job", 0) >= 1, "the job ended before a round of queries did"
-        assert job_seen, "the job never reached the catalog through the metastore service"
+        assert job_seen.result(), "the job never reached the catalog through the metastore service"
         timings["during_job_max"] = max(during)
 
         # The job registered its tables through the endpoint's metastore: the endpoint sees them.
