@@ -181,7 +181,8 @@ def test_sql_endpoint_start_query_while_a_job_writes_stop(tmp_path):
 
     lh = tmp_path / "lh"
     lh.mkdir()
-    port, meta_port = _free_port(), _free_port()
+    port = _free_port()
+    meta_port = next(p for p in iter(_free_port, None) if p != port)
     sets = [a for o in [*overrides_for(lh), f"sql.server.port={port}", f"sql.server.metastore_port={meta_port}",
                         "sql.server.driver_memory=1g"] for a in ("--set", o)]
     timings: dict[str, float] = {}
@@ -258,7 +259,9 @@ def test_sql_endpoint_start_query_while_a_job_writes_stop(tmp_path):
     assert r.returncode == 3 and r.stdout.startswith("not running"), r.stdout
     assert not (lh / "_catalog" / "server" / "server.json").exists()
 
-    # No endpoint: the same query in-process, on the catalog the metastore service kept.
-    r, timings["in_process_query"] = _timed(*count)
+    # No endpoint: the same query in-process, on the catalog the metastore service kept (asked
+    # for the endpoint by name, it says that none answers, then answers anyway).
+    r, timings["in_process_query"] = _timed(*count, "--remote", f"sc://127.0.0.1:{port}")
     assert r.returncode == 0 and r.stdout.splitlines() == ["n,bits", "37,62"], r.stderr[-2000:]
+    assert f"note: no SQL endpoint answers at sc://127.0.0.1:{port}; running in-process" in r.stderr
     print("endpoint timings (s):", {k: round(v, 1) for k, v in timings.items()})
