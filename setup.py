@@ -12,7 +12,7 @@ from setuptools import find_packages, setup
 # (io.delta:delta-spark_4.2_2.13:4.4.1) is not on Maven Central; 4.4.0 has both the jar and the
 # same pyspark bound, so Python package and jar are pinned to the same 4.4.0.
 RUNTIME = [
-    "pyspark==4.2.0",
+    "pyspark[connect]==4.2.0",  # connect: the Spark Connect client of ptdm sql / the SQL endpoint (grpcio, zstandard)
     "delta-spark==4.4.0",
     "pandas>=2.2,<3",  # pyspark warns that it does not fully support pandas 3
     "pyarrow>=15,<27",

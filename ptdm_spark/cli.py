@@ -63,6 +63,12 @@ def _sources(p: argparse.ArgumentParser) -> None:
                         "file (csv, jsonl or parquet with columns path and label)")
 
 
+def _remote(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--remote", default=None, metavar="sc://HOST:PORT|local",
+                   help="the SQL endpoint to ask (default: sql.remote, else this lakehouse's endpoint when it "
+                        "runs, else in-process); local = always in-process")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ptdm",
@@ -111,8 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("local_dir", metavar="LOCAL_DIR")
     p.add_argument("hdfs_dir", metavar="HDFS_DIR", help="hdfs://host:port/path or /path")
     p = add("sql", "run a Spark SQL query and print the result",
-            "Run QUERY against the catalog (databases = datasets) and print the rows.")
+            "Run QUERY against the catalog (databases = datasets) and print the rows. Read-only unless "
+            "--write: statements that write, drop or alter (INSERT, DELETE, DROP, OPTIMIZE, VACUUM...) are "
+            "refused. Answered by the SQL endpoint when it runs (ptdm server start), else in-process.")
     p.add_argument("query", metavar="QUERY")
+    p.add_argument("--write", action="store_true",
+                   help="allow statements that change data or the catalog")
+    _remote(p)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="table (default, readable), csv or json (one object per line)")
     p.add_argument("--limit", type=int, default=1000, metavar="N",
@@ -120,11 +131,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("tables", "list datasets, tables, versions and row counts",
             "List every dataset's tables with their current Delta version and row count.")
     p.add_argument("dataset", nargs="?", metavar="DATASET", help="only this dataset")
+    _remote(p)
     p = add("history", "show the Delta history of a dataset's tables",
             "Show each commit of DATASET's tables: version, time, operation, run id and job.")
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("table", nargs="?", metavar="TABLE", help="only this table")
     p.add_argument("--limit", type=int, default=20, metavar="N", help="commits per table (default 20)")
+    _remote(p)
+    p = add("server", "start, stop or show the long-lived SQL endpoint (Spark Connect)",
+            "The SQL endpoint: a Spark Connect server (sc://host:port) with Delta, ptdm's catalog and its SQL "
+            "functions, plus a Hive metastore service that owns the catalog while it runs, so that jobs and "
+            "queries share it. ptdm sql, tables and history use it when it runs. State, pids and logs: "
+            "<catalog>/server/. Settings: sql.server.* (host, port, metastore_port, driver_memory).\n\n"
+            "  ptdm server start\n  ptdm sql \"SELECT count(*) FROM fashion.curated\"\n  ptdm server status\n"
+            "  ptdm server stop\n\nstatus exits 0 when the endpoint runs, 3 when it does not.")
+    p.add_argument("action", choices=("start", "stop", "status"), metavar="start|stop|status",
+                   help="start it (waits until it answers), stop it, or say where it runs and since when")
+    p.add_argument("--force", action="store_true",
+                   help="stop even while a job reaches the catalog through the endpoint (the job then fails)")
     p = add("spark-conf", "print the Spark properties ptdm uses (for spark-sql / spark-submit)",
             "Print ptdm's Spark properties in spark-defaults format, e.g.\n"
             "  spark-sql --properties-file <(ptdm spark-conf) -i <(ptdm spark-conf --functions)")
@@ -169,37 +193,42 @@ def _cmd_stage(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
 def _cmd_sql(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
     from pyspark.errors import AnalysisException, ParseException
 
-    spark = _session(cfg)
+    from ptdm_spark.analysis import sql
+
+    spark, _ = sql.analyst_session(cfg, args.remote, args.query)
+    if not args.write:
+        sql.check_read_only(spark, args.query)
     try:
         df = spark.sql(args.query)
+        limited = df.limit(args.limit) if args.limit > 0 else df
+        rows = [r.asDict(recursive=True) for r in limited.collect()]
     except ParseException as exc:
         raise UsageError(f"SQL syntax: {_first_line(exc)}") from None
     except AnalysisException as exc:
         raise UsageError(_first_line(exc)) from None
-    limited = df.limit(args.limit) if args.limit > 0 else df
-    rows = [r.asDict(recursive=True) for r in limited.collect()]
     print_rows(df.columns, rows, args.format)
     return 0
 
 
 def _cmd_tables(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
-    from ptdm_spark.io import delta
+    from ptdm_spark.analysis import sql
     from ptdm_spark.schemas import TABLES
 
-    spark = _session(cfg)
+    spark, _ = sql.analyst_session(cfg, args.remote)
     datasets = [d.name for d in spark.catalog.listDatabases() if d.name != "default"]
     if args.dataset:
         _require_dataset(spark, cfg, args.dataset)
         datasets = [args.dataset]
     rows = []
     for ds in sorted(datasets):
-        for table in TABLES:
+        registered = {t.name for t in spark.catalog.listTables(ds)}
+        for table in [t for t in TABLES if t in registered]:
             path = cfg.lakehouse.table_path(ds, table)
-            version = delta.table_version(spark, path)
+            version = sql.version(spark, path)
             if version is None:
                 continue
-            count = spark.read.format("delta").load(path).count()
-            rows.append({"dataset": ds, "table": table, "version": version, "rows": count, "path": path})
+            rows.append({"dataset": ds, "table": table, "version": version, "rows": sql.count(spark, path),
+                         "path": path})
     if not rows:
         print(f"no tables under {cfg.lakehouse.root_uri} (run: ptdm run SOURCE --dataset NAME)")
         return 0
@@ -208,23 +237,21 @@ def _cmd_tables(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
 
 
 def _cmd_history(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
-    from delta.tables import DeltaTable
-
-    from ptdm_spark.io import delta
+    from ptdm_spark.analysis import sql
     from ptdm_spark.schemas import TABLES
 
-    spark = _session(cfg)
-    _require_dataset(spark, cfg, args.dataset)
     if args.table and args.table not in TABLES:
         raise UsageError(f"unknown table {args.table!r} (tables: {', '.join(TABLES)})")
+    spark, _ = sql.analyst_session(cfg, args.remote)
+    _require_dataset(spark, cfg, args.dataset)
     rows = []
     for table in [args.table] if args.table else TABLES:
         path = cfg.lakehouse.table_path(args.dataset, table)
-        if not delta.is_delta_table(spark, path):
+        hist = sql.history(spark, path, args.limit)
+        if hist is None:
             if args.table:
                 raise UsageError(f"{args.dataset}.{table} does not exist yet at {path}")
             continue
-        hist = DeltaTable.forPath(spark, path).history(args.limit).collect()
         for h in hist:
             meta = _json_or_empty(h["userMetadata"])
             metrics = h["operationMetrics"] or {}
@@ -235,6 +262,30 @@ def _cmd_history(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
                 "run_id": meta.get("run_id", ""), "job": meta.get("job", ""),
             })
     print_rows(["table", "version", "timestamp", "operation", "rows_written", "run_id", "job"], rows, "table")
+    return 0
+
+
+def _cmd_server(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
+    from ptdm_spark.analysis import server
+
+    def say(line: str) -> None:
+        print(f"ptdm server: {line}", file=sys.stderr, flush=True)
+
+    if args.action == "status":
+        st = server.status(cfg)
+        print(st.describe())
+        return 0 if st.running else 3
+    if args.action == "stop":
+        was = server.stop(cfg, force=args.force)
+        print(f"stopped the endpoint at {was.state.get('url')} (pids {was.state.get('connect_pid')}, "
+              f"{was.state.get('metastore_pid')})" if was else "not running: nothing to stop")
+        return 0
+    try:
+        st = server.start(cfg, log=say)
+    except server.ServerError as exc:
+        print(f"ptdm server start: failed: {exc}", file=sys.stderr)
+        return 1
+    print(st.describe())
     return 0
 
 
@@ -260,10 +311,11 @@ def _cmd_spark_conf(args: argparse.Namespace, cfg: Config, argv: list[str]) -> i
 
 
 def _require_dataset(spark: Any, cfg: Config, dataset: str) -> None:
+    from ptdm_spark.analysis import sql
     from ptdm_spark.io import delta
 
     delta.check_dataset_name(dataset)
-    if not delta.is_delta_table(spark, cfg.lakehouse.table_path(dataset, "raw_images")) and not any(
+    if sql.version(spark, cfg.lakehouse.table_path(dataset, "raw_images")) is None and not any(
         d.name == dataset for d in spark.catalog.listDatabases()
     ):
         raise UsageError(f"unknown dataset {dataset!r}: nothing under {cfg.lakehouse.root_uri}/{dataset} "
@@ -276,6 +328,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config, list[str]], int]] = {
     "tables": _cmd_tables,
     "history": _cmd_history,
     "spark-conf": _cmd_spark_conf,
+    "server": _cmd_server,
     "upload": _cmd_upload,
 }
 

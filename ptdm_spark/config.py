@@ -241,6 +241,35 @@ class CurateConfig:
 
 
 @dataclass(frozen=True)
+class SqlServerConfig:
+    host: str
+    port: int
+    metastore_port: int
+    driver_memory: str
+    metastore_memory: str
+    start_timeout: int
+
+    def __post_init__(self) -> None:
+        for key, port in (("port", self.port), ("metastore_port", self.metastore_port)):
+            if not 1 <= port <= 65535:
+                raise ConfigError(f"sql.server.{key}: {port} is not a TCP port (1..65535)")
+        if self.port == self.metastore_port:
+            raise ConfigError("sql.server.metastore_port: must differ from sql.server.port")
+        if self.start_timeout < 1:
+            raise ConfigError("sql.server.start_timeout: must be at least 1 (seconds)")
+
+
+@dataclass(frozen=True)
+class SqlConfig:
+    remote: str
+    server: SqlServerConfig
+
+    def __post_init__(self) -> None:
+        if self.remote not in ("", "local") and not self.remote.startswith("sc://"):
+            raise ConfigError(f"sql.remote: {self.remote!r} is not sc://host:port, local or empty")
+
+
+@dataclass(frozen=True)
 class Config:
     lakehouse: LakehouseConfig
     spark: SparkConfig
@@ -249,6 +278,7 @@ class Config:
     landing: LandingConfig
     dedupe: DedupeConfig
     curate: CurateConfig
+    sql: SqlConfig
     profile: str = "local"
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 

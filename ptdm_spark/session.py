@@ -9,15 +9,26 @@ The same function serves three callers:
   ``.jars/`` are only used when the user brought none;
 * the tests' session-scoped fixture.
 
-Every session gets the Delta SQL extension and catalog, and a persistent catalog (embedded Derby
+Every session gets the Delta SQL extension and catalog, and a persistent catalog (a Derby
 metastore + warehouse under ``lakehouse.catalog_dir``) so that a table registered by one process
 is visible to the next one and to ``spark-sql`` started with :func:`spark_properties`.
+
+Embedded Derby admits one process at a time. While the SQL endpoint runs (``ptdm server start``,
+:mod:`ptdm_spark.analysis.server`), its Hive metastore service owns the Derby database and every
+session (jobs, ``ptdm sql``, ``spark-sql``) reaches the catalog through it instead; the endpoint's
+state file under ``<catalog>/server/`` says where. Without it, a second process fails at once
+with one line that names the process holding the catalog (Derby itself would retry for 85 s and
+then print thousands of lines of stack traces).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +37,10 @@ from ptdm_spark.errors import UsageError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+class CatalogBusy(UsageError):
+    """Another process has the embedded catalog open and no SQL endpoint shares it."""
+
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
@@ -52,15 +67,18 @@ def spark_properties(spark_cfg: SparkConfig, lakehouse: LakehouseConfig, *, unde
             are the submitter's business and are left out.
     """
     catalog = lakehouse.catalog_path
+    metastore = endpoint_metastore(catalog)
     props: dict[str, str] = {
         "spark.app.name": spark_cfg.app_name,
         "spark.sql.extensions": DELTA_EXTENSION,
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": (catalog / "warehouse").as_uri(),
-        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={catalog / 'metastore_db'};create=true",
-        "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
-        "spark.hadoop.hive.metastore.schema.verification": "false",
+        **metastore_properties(catalog, metastore),
+        # Hive's session makes a downloaded-resources folder per session, by default
+        # <java.io.tmpdir>/<session uuid>_resources, and never removes it: one empty folder left in
+        # /tmp per Spark session. One folder under the catalog instead (ADD JAR downloads go there).
+        "spark.hadoop.hive.downloaded.resources.dir": str(catalog / "resources"),
         "spark.sql.shuffle.partitions": str(spark_cfg.shuffle_partitions),
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.ui.showConsoleProgress": str(spark_cfg.progress).lower(),
@@ -90,6 +108,156 @@ def spark_properties(spark_cfg: SparkConfig, lakehouse: LakehouseConfig, *, unde
     return props
 
 
+def metastore_properties(catalog: Path, metastore: str | None) -> dict[str, str]:
+    """How a session reaches the catalog: the endpoint's metastore service (``thrift://...``) when
+    one runs, else the embedded Derby database under ``catalog``."""
+    if metastore:
+        return {"spark.hadoop.hive.metastore.uris": metastore}
+    return {
+        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={catalog / 'metastore_db'};create=true",
+        "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
+        "spark.hadoop.hive.metastore.schema.verification": "false",
+    }
+
+
+def server_state_dir(catalog: Path) -> Path:
+    """Where the SQL endpoint keeps its state file, pid files and logs."""
+    return catalog / "server"
+
+
+def read_server_state(catalog: Path) -> dict | None:
+    """The SQL endpoint's state (ports, pids, start time), or None when it is not running."""
+    path = server_state_dir(catalog) / "server.json"
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    pids = [state.get("connect_pid"), state.get("metastore_pid")]
+    if not all(isinstance(p, int) and _alive(p) for p in pids):
+        return None
+    return state
+
+
+def endpoint_metastore(catalog: Path) -> str | None:
+    """``thrift://host:port`` of the running endpoint's metastore service for this catalog, if any."""
+    state = read_server_state(catalog)
+    if state is None or not port_open(state["host"], state["metastore_port"]):
+        return None
+    return f"thrift://{state['host']}:{state['metastore_port']}"
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def catalog_holder(catalog: Path) -> str | None:
+    """Who holds the embedded Derby catalog open, as "pid N (command, since HH:MM:SS)", or None.
+
+    Derby keeps ``metastore_db/dbex.lck`` open (and locked) for as long as a JVM has the database
+    booted; the file itself survives an unclean exit, so the open descriptor decides, not the file.
+    """
+    lock = catalog / "metastore_db" / "dbex.lck"
+    if not lock.exists():
+        return None
+    target = str(lock.resolve())
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        # This process's own JVM (a session stopped and built again) is not another holder.
+        if not entry.name.isdigit() or me in (int(entry.name), parent_pid(int(entry.name))):
+            continue
+        try:
+            fds = list((entry / "fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) == target:
+                    return describe_process(int(entry.name))
+            except OSError:
+                continue
+    return None
+
+
+def parent_pid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def describe_process(pid: int) -> str:
+    """"pid N (the ptdm command behind it, since HH:MM:SS)" for a JVM that pyspark started: the
+    command is its Python parent's when that is a ptdm process."""
+    def cmdline(p: int) -> list[str]:
+        try:
+            return [a for a in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace").split("\0") if a]
+        except OSError:
+            return []
+
+    args = cmdline(pid)
+    ppid = parent_pid(pid)
+    pargs = cmdline(ppid) if ppid > 1 else []
+    shown = pid
+    for candidate, cand_args in ((ppid, pargs), (pid, args)):
+        if any(a.endswith("ptdm") or "ptdm_spark" in a for a in cand_args[:3]):
+            shown, args = candidate, cand_args
+            for i, a in enumerate(args):  # from the sub-command on
+                if a.endswith("ptdm") or a.endswith("ptdm_spark.cli") or a.endswith(".py"):
+                    args = ["ptdm", *args[i + 1:]]
+                    break
+            break
+    else:
+        args = [Path(args[0]).name, *args[1:]][:4] if args else ["?"]
+    since = ""
+    try:
+        since = time.strftime(", since %H:%M:%S", time.localtime(Path(f"/proc/{shown}").stat().st_mtime))
+    except OSError:
+        pass
+    text = " ".join(args)
+    return f"pid {shown} ({text[:160]}{since})"
+
+
+def check_lakehouse_location(lakehouse: LakehouseConfig) -> None:
+    """Stop with one line, before anything is created, when the lakehouse or its catalog cannot
+    live where the config says: a regular file, a read-only mount, ``/proc``...
+
+    The nearest existing folder of each path gets a probe folder made and removed again.
+
+    Raises:
+        UsageError: the path is not a folder, or nothing can be created there.
+    """
+    paths = [("lakehouse.catalog_dir" if lakehouse.catalog_dir else "lakehouse.root", lakehouse.catalog_path)]
+    if lakehouse.is_local:
+        paths.insert(0, ("lakehouse.root", Path(lakehouse.root.removeprefix("file:")).expanduser().resolve()))
+    for key, path in paths:
+        existing = path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            where = "is" if existing == path else f"is under {existing}, which is"
+            raise UsageError(f"{key}: {path} {where} not a folder")
+        if str(existing).startswith(("/proc", "/sys")):
+            raise UsageError(f"{key}: {path} is on a kernel file system ({existing}), not a place for data")
+        try:
+            tempfile.TemporaryDirectory(dir=existing, prefix=".ptdm-probe-").cleanup()
+        except OSError as exc:
+            raise UsageError(f"{key}: cannot create anything in {existing} ({exc.strerror or exc})") from None
+
+
 # SQL functions every ptdm session (and scripts/spark-sql.sh) defines, for analysts.
 SQL_FUNCTIONS = (
     "CREATE OR REPLACE TEMPORARY FUNCTION hamming(a BIGINT, b BIGINT) RETURNS INT "
@@ -114,6 +282,12 @@ def get_session(spark_cfg: SparkConfig, lakehouse: LakehouseConfig) -> "SparkSes
     props = spark_properties(spark_cfg, lakehouse, under_submit=under_submit)
     if not under_submit and "spark.jars" not in props and "spark.jars.packages" not in spark_cfg.conf:
         raise UsageError(f"Delta jars not found in {jars_dir()}: run scripts/setup.sh (or make setup) first")
+    check_lakehouse_location(lakehouse)
+    if "spark.hadoop.hive.metastore.uris" not in props:
+        holder = catalog_holder(lakehouse.catalog_path)
+        if holder:
+            raise CatalogBusy(f"the catalog {lakehouse.catalog_path} is in use by {holder}; "
+                              "start the SQL endpoint (ptdm server start) or retry when it ends")
     lakehouse.catalog_path.mkdir(parents=True, exist_ok=True)
     # Python workers run the interpreter that runs ptdm (its venv has numpy, OpenCV...).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

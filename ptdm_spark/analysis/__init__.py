@@ -1,0 +1,1 @@
+"""Analysis: the analyst's SQL (read-only checks, the SQL endpoint)."""
