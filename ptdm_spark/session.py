@@ -88,6 +88,8 @@ def spark_properties(spark_cfg: SparkConfig, lakehouse: LakehouseConfig, *, unde
         if jars:
             props["spark.jars"] = ",".join(jars)
     props.update({k: str(v) for k, v in spark_cfg.conf.items()})
+    if not under_submit and "spark.jars" in spark_cfg.conf and "delta-spark" not in props["spark.jars"]:
+        props["spark.jars"] = ",".join(filter(None, [props["spark.jars"], *delta_jars()]))  # extra jars add to Delta's
     return props
 
 
