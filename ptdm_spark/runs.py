@@ -116,8 +116,9 @@ class Run:
         df = spark.createDataFrame([row], schema=schemas.RUNS)
         path = self.table_path("runs")
         with delta.commit_metadata(spark, self.commit_meta):
-            delta.merge_into(spark, df, path, ("run_id",), update_when_changed=(
-                "status", "finished_at", "input_versions", "output_versions", "counts"))
+            # The final row always differs from the running one in status or finished_at (maps
+            # cannot be compared in a merge condition; they change together with these).
+            delta.merge_into(spark, df, path, ("run_id",), update_when_changed=("status", "finished_at"))
         delta.register(spark, self.dataset, "runs", path)
 
 
