@@ -98,9 +98,10 @@ class Reporter:
         self._clear()
 
     def expect(self, images: int, tasks: int | None = None) -> None:
-        """The current step handles ``images`` images in ``tasks`` tasks of one Spark stage."""
+        """The step starting now handles ``images`` images in ``tasks`` tasks of one Spark stage (the
+        Spark stages seen before belong to the work before it: counted afresh from here)."""
         with self._lock:
-            self._step.images, self._step.tasks = images, tasks
+            self._step = _Step(time.monotonic(), images, tasks)
 
     def lap(self) -> None:
         """The current step ended (its own line follows): start the next one."""
