@@ -18,6 +18,7 @@ loader) never imports it.
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -30,12 +31,16 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
+_PYTHON_OPERATORS = re.compile(r"InPandas|InArrow|EvalPython")
+
+
 @dataclass
 class _Step:
     started: float
     images: int | None = None  # images this step handles, when the stage knows
     tasks: int | None = None  # ... in this many Spark tasks (the per-image stage's partitions)
     stages: dict[int, Any] = field(default_factory=dict)  # Spark stage id -> its last SparkStageInfo
+    python: set[int] = field(default_factory=set)  # ids of the stages that run Python (pandas UDFs)
 
 
 def duration(seconds: float) -> str:
@@ -51,8 +56,9 @@ def duration(seconds: float) -> str:
 def describe(stage: str, step: _Step, now: float) -> str | None:
     """The progress line for ``step`` as Spark reports it (None while no Spark stage has started).
 
-    Images done are the per-image Spark stage's finished tasks times images per task (the stage
-    whose task count the step announced; tasks of a repartitioned stage hold equal shares)."""
+    Images done are the per-image Spark stage's finished tasks times images per task: the stage
+    with the task count the step announced that runs Python (a Delta MERGE runs other stages of the
+    same width before and after it); tasks of a repartitioned stage hold equal shares."""
     if not step.stages:
         return None
     elapsed = now - step.started
@@ -62,8 +68,12 @@ def describe(stage: str, step: _Step, now: float) -> str | None:
     if not step.images:
         return f"[{stage}] {duration(elapsed)}  ({spark_part})"
     if step.tasks:  # before the per-image stage starts, no image is done
-        per_image = [s.numCompletedTasks for s in step.stages.values() if s.numTasks == step.tasks]
-        done = min(step.images, round(step.images * max(per_image, default=0) / step.tasks))
+        same = {sid: s for sid, s in step.stages.items() if s.numTasks == step.tasks}
+        python = [s for sid, s in same.items() if sid in step.python]
+        # Without Python stages recognised (an unexpected plan): the latest stage of that width.
+        per_image = (python or [same[max(same)]]) if same else []
+        done_tasks = max((s.numCompletedTasks for s in per_image), default=0)
+        done = min(step.images, round(step.images * done_tasks / step.tasks))
     else:  # no announced task count: the share of all tasks seen so far
         total = sum(s.numTasks for s in step.stages.values()) or 1
         done = round(step.images * sum(s.numCompletedTasks for s in step.stages.values()) / total)
@@ -81,7 +91,10 @@ class Reporter:
         self.stage, self.every, self.poll = stage, every, poll
         self.out = out or sys.stderr
         self.tty = bool(getattr(self.out, "isatty", lambda: False)())
-        self._tracker = spark.sparkContext.statusTracker()
+        sc = spark.sparkContext
+        self._tracker = sc.statusTracker()
+        self._store = sc._jsc.sc().statusStore()
+        self._graphs = sc._jvm.org.apache.spark.ui.scope.RDDOperationGraph
         self._lock = threading.Lock()
         self._step = _Step(time.monotonic())
         self._stop = threading.Event()
@@ -129,10 +142,21 @@ class Reporter:
         with self._lock:
             known = set(self._step.stages)
         infos = {sid: self._tracker.getStageInfo(sid) for sid in active | known}
+        python = {sid for sid in active - known if self._runs_python(sid)}
         with self._lock:
             for sid, info in infos.items():
                 if info is not None and (sid in active or sid in self._step.stages):
                     self._step.stages[sid] = info
+            self._step.python |= python
+
+    def _runs_python(self, stage_id: int) -> bool:
+        """Whether the stage's operators include a pandas/Arrow UDF, from the operator graph Spark
+        keeps for its UI (kept with the UI off too). False where that internal API is missing."""
+        try:
+            graph = self._store.operationGraphForStage(stage_id)
+            return bool(_PYTHON_OPERATORS.search(self._graphs.makeDotFile(graph)))
+        except Exception:  # a Spark without this (internal) API: fall back to the task count alone
+            return False
 
     def _write(self, line: str) -> None:
         if self.tty:

@@ -27,6 +27,7 @@ def test_reporter_turns_finished_tasks_into_images(spark):
         time.sleep(1.0)  # one more poll sees the stage finished
     finally:
         reporter.stop()
+    assert reporter._step.python, "the mapInPandas stage was not recognised (Spark's operator graph)"
     lines = out.getvalue().splitlines()
     assert lines, "no progress line"
     done = [int(m.group(1).replace(",", "")) for m in map(re.compile(r"\[process\] ([\d,]+)/400 images").match, lines) if m]

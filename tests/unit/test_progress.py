@@ -21,6 +21,16 @@ def test_finished_tasks_of_the_per_image_stage_become_images():
         "[process] 35,000/70,000 images (50%), 700 images/s, ETA 50s  (Spark stage 4: 2/4 tasks done, 2 running)")
 
 
+def test_the_stage_that_runs_python_counts_not_the_merge_stages_of_the_same_width():
+    step = _Step(started=0.0, images=70_000, tasks=4)
+    step.stages = {4: stage(4, 4, 4), 5: stage(5, 4, 4), 6: stage(6, 4, 0, running=2)}  # scan, UDF, MERGE write
+    step.python = {5}
+    assert describe("process", step, now=100.0).startswith("[process] 70,000/70,000 images (100%), 700 images/s, ETA 0s")
+    step.stages[5] = stage(5, 4, 1, running=2)
+    del step.stages[6]
+    assert describe("process", step, now=100.0).startswith("[process] 17,500/70,000 images (25%)")
+
+
 def test_before_the_per_image_stage_starts_nothing_is_done():
     step = _Step(started=0.0, images=1000, tasks=8)
     step.stages = {1: stage(1, 2, 1, running=1)}
