@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,7 +26,9 @@ STAGES = ("ingest", "process", "dedupe", "curate")
 
 EPILOG = """\
 examples:
-  ptdm run /usr/share/datasets/fashion-mnist --dataset fashion --conf conf/datasets/fashion-mnist.yaml
+  ptdm setup                          # once after pip install: the Delta jars (needs Maven)
+  ptdm run /usr/share/datasets/fashion-mnist --dataset fashion --conf fashion-mnist
+  ptdm run ~/photos --dataset photos --master local[4] --conf spark.driver.maxResultSize=2g
   ptdm ingest ~/photos --dataset photos --labels dirname
   ptdm sql "SELECT label, count(*) FROM fashion.curated GROUP BY label ORDER BY label"
   ptdm history fashion images
@@ -33,21 +36,95 @@ examples:
 """
 
 
+# spark-submit's options that ptdm does not take, and the Spark property each one sets: a user who
+# types one gets a one-line hint to the ptdm way instead of argparse's "unrecognized arguments".
+SUBMIT_OPTIONS = {
+    "--deploy-mode": "spark.submit.deployMode",
+    "--name": "spark.app.name",
+    "--jars": "spark.jars",
+    "--packages": "spark.jars.packages",
+    "--repositories": "spark.jars.repositories",
+    "--py-files": "spark.submit.pyFiles",
+    "--files": "spark.files",
+    "--archives": "spark.archives",
+    "--properties-file": None,
+    "--driver-memory": "spark.driver.memory",
+    "--driver-cores": "spark.driver.cores",
+    "--driver-java-options": "spark.driver.extraJavaOptions",
+    "--driver-class-path": "spark.driver.extraClassPath",
+    "--executor-memory": "spark.executor.memory",
+    "--executor-cores": "spark.executor.cores",
+    "--num-executors": "spark.executor.instances",
+    "--total-executor-cores": "spark.cores.max",
+    "--queue": "spark.yarn.queue",
+    "--principal": "spark.kerberos.principal",
+    "--keytab": "spark.kerberos.keytab",
+}
+
+
+def submit_hint(option: str) -> str | None:
+    """One line for a spark-submit option ptdm does not take (None for any other option)."""
+    name = option.split("=", 1)[0]
+    if name not in SUBMIT_OPTIONS:
+        return None
+    if name == "--deploy-mode":
+        return ("--deploy-mode: ptdm runs the driver in this process; for spark-submit's options use "
+                "scripts/submit.sh STAGE --deploy-mode ... -- ARGS")
+    if name == "--driver-memory":
+        return "--driver-memory is a spark-submit option: use --set spark.driver_memory=VALUE (e.g. 8g)"
+    if name == "--properties-file":
+        return ("--properties-file is a spark-submit option: put the properties under spark.conf in a YAML file "
+                "and pass --conf FILE")
+    return f"{name} is a spark-submit option: use --conf {SUBMIT_OPTIONS[name]}=VALUE"
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line and exit 2 (argparse's own code)."""
 
     def error(self, message: str) -> None:  # noqa: D102
+        if message.startswith("unrecognized arguments:"):
+            hints = [h for h in map(submit_hint, message.split(":", 1)[1].split()) if h]
+            if hints:
+                self.exit(2, f"{self.prog}: error: {hints[0]}\n")
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("configuration")
     g.add_argument("--profile", default="local", choices=PROFILES,
-                   help="config profile layered on conf/base.yaml (default: local)")
-    g.add_argument("--conf", action="append", default=[], metavar="PATH",
-                   help="extra YAML config layered on top (repeatable)")
+                   help="config profile layered on the packaged base.yaml (default: local)")
+    g.add_argument("--conf", action="append", default=[], metavar="PATH|NAME|spark.KEY=VALUE",
+                   help="extra YAML config layered on top, or the name of a packaged dataset config "
+                        "(e.g. fashion-mnist); spark.KEY=VALUE sets a Spark property, as with "
+                        "spark-submit (repeatable)")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="override one key, e.g. --set lakehouse.root=/data/lh (repeatable)")
+                   help="override one config key, e.g. --set lakehouse.root=/data/lh (repeatable)")
+    g.add_argument("--master", metavar="URL",
+                   help="Spark master, as with spark-submit: local[4], spark://host:7077, yarn ... "
+                        "(= --set spark.master=URL)")
+
+
+def spark_overrides(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """Split ``--conf`` into YAML files and ``spark.KEY=VALUE`` pairs; returns (files, overrides).
+
+    The pairs and ``--master`` become ``--set`` overrides of ``spark.conf`` / ``spark.master``,
+    applied after the ``--set`` items, so they reach the session's Spark conf verbatim.
+
+    Raises:
+        UsageError: ``--conf spark.KEY`` without a value.
+    """
+    files, sets = [], list(args.overrides)
+    for item in args.conf:
+        key, eq, value = item.partition("=")
+        if key.startswith("spark.") and eq:
+            sets.append(f"spark.conf.{key.strip()}={json.dumps(value)}")
+        elif item.startswith("spark.") and not os.path.exists(item):
+            raise UsageError(f"--conf {item}: expected spark.KEY=VALUE (a Spark property) or a YAML file")
+        else:
+            files.append(item)
+    if args.master:
+        sets.append(f"spark.master={json.dumps(args.master)}")
+    return files, sets
 
 
 def _dataset(p: argparse.ArgumentParser) -> None:
@@ -154,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
             "  spark-sql --properties-file <(ptdm spark-conf) -i <(ptdm spark-conf --functions)")
     p.add_argument("--functions", action="store_true",
                    help="print instead the SQL that defines ptdm's SQL functions (hamming), for spark-sql -i")
+    p = add("setup", "fetch the Delta Lake jars for the installed pyspark (once, with Maven)",
+            "Resolve io.delta:delta-spark_<Spark major.minor>_2.13 for the installed pyspark and delta-spark "
+            "with Maven from Maven Central into the user cache (~/.cache/ptdm-spark/jars), where every "
+            "ptdm command finds them. Not needed in a checkout set up by scripts/setup.sh (.jars/). "
+            "Without Maven: pass --conf spark.jars.packages=COORDINATE to each command instead.")
+    p.add_argument("--dir", metavar="DIR", help="fetch into DIR instead (then set PTDM_JARS_DIR=DIR)")
     return parser
 
 
@@ -162,7 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
-        cfg = load_config(args.profile, args.conf, args.overrides)
+        files, overrides = spark_overrides(args)
+        cfg = load_config(args.profile, files, overrides)
         return COMMANDS[args.command](args, cfg, argv)
     except UsageError as exc:
         print(f"ptdm {args.command}: error: {exc}", file=sys.stderr)
@@ -310,6 +394,21 @@ def _cmd_spark_conf(args: argparse.Namespace, cfg: Config, argv: list[str]) -> i
     return 0
 
 
+def _cmd_setup(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
+    from pathlib import Path
+
+    from ptdm_spark import jars
+
+    if not args.dir:
+        found, have = jars.find()
+        if have:
+            print(f"setup: Delta jars for {jars.coordinate()} found in {found}; nothing to do")
+            return 0
+    dest = Path(args.dir).expanduser() if args.dir else jars.cache_dir()
+    jars.fetch(dest)
+    return 0
+
+
 def _require_dataset(spark: Any, cfg: Config, dataset: str) -> None:
     from ptdm_spark.analysis import sql
     from ptdm_spark.io import delta
@@ -330,6 +429,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config, list[str]], int]] = {
     "spark-conf": _cmd_spark_conf,
     "server": _cmd_server,
     "upload": _cmd_upload,
+    "setup": _cmd_setup,
 }
 
 

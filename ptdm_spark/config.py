@@ -1,4 +1,6 @@
-"""Configuration: ``conf/base.yaml`` <- ``conf/<profile>.yaml`` <- ``--conf FILE`` <- ``--set``.
+"""Configuration: ``conf/base.yaml`` <- ``conf/<profile>.yaml`` <- ``--conf FILE|NAME`` <- ``--set``.
+
+``conf/`` is package data (``ptdm_spark/conf``), found from any folder; see :func:`conf_dir`.
 
 The merged tree is validated once into frozen, typed dataclasses. Each stage receives its own
 section (``cfg.process``, ``cfg.ingest``...), never the whole tree. ``base.yaml`` is the single
@@ -25,6 +27,7 @@ import yaml
 from ptdm_spark.errors import ConfigError
 
 PROFILES = ("local", "cluster")
+PROGRESS = ("ptdm", "spark", "off")  # spark.progress: ptdm's lines, Spark's console bars, nothing
 
 
 @dataclass(frozen=True)
@@ -67,10 +70,15 @@ class SparkConfig:
     driver_memory: str
     shuffle_partitions: int
     log_level: str
-    progress: bool
+    progress: str
     conf: Mapping[str, str]
 
     def __post_init__(self) -> None:
+        # true / false (the key's old boolean form): Spark's own bars / none.
+        progress = {"true": "spark", "false": "off"}.get(self.progress.lower(), self.progress)
+        if progress not in PROGRESS:
+            raise ConfigError(f"spark.progress: {self.progress!r} is not one of {', '.join(PROGRESS)}")
+        object.__setattr__(self, "progress", progress)
         levels = ("ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF")
         if self.log_level.upper() not in levels:
             raise ConfigError(f"spark.log_level: {self.log_level!r} is not one of {', '.join(levels)}")
@@ -293,14 +301,39 @@ class Config:
 
 
 def conf_dir() -> Path:
-    """Where ``base.yaml`` and the profiles live: ``$PTDM_CONF_DIR``, else the repo's ``conf/``."""
+    """Where ``base.yaml`` and the profiles live: ``$PTDM_CONF_DIR``, else the package's own
+    ``conf/`` (package data, so an installed wheel finds it from any folder; the checkout's
+    top-level ``conf`` is a link to the same folder)."""
     env = os.environ.get("PTDM_CONF_DIR")
-    candidates = [Path(env)] if env else []
-    candidates += [Path(__file__).resolve().parent.parent / "conf", Path.cwd() / "conf"]
-    for c in candidates:
-        if (c / "base.yaml").is_file():
-            return c
-    raise ConfigError("conf/base.yaml not found: run from the project folder or set PTDM_CONF_DIR")
+    d = Path(env) if env else Path(__file__).resolve().parent / "conf"
+    if not (d / "base.yaml").is_file():
+        where = "$PTDM_CONF_DIR" if env else "the installed package"
+        raise ConfigError(f"{d / 'base.yaml'} not found ({where}): reinstall ptdm-spark or fix PTDM_CONF_DIR")
+    return d
+
+
+def dataset_confs() -> list[str]:
+    """Names of the dataset configs that ship with ptdm (``--conf NAME``), e.g. ``fashion-mnist``."""
+    return sorted(p.stem for p in (conf_dir() / "datasets").glob("*.yaml"))
+
+
+def conf_file(name: str | os.PathLike[str]) -> Path:
+    """``--conf`` argument -> file: a path, or the name of a packaged dataset config.
+
+    ``--conf conf/datasets/fashion-mnist.yaml`` works in the checkout; ``--conf fashion-mnist``
+    works anywhere (the same file, from the package).
+    """
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    text = str(name)
+    if "/" not in text and not text.endswith((".yaml", ".yml")):
+        packaged = conf_dir() / "datasets" / f"{text}.yaml"
+        if packaged.is_file():
+            return packaged
+        raise ConfigError(f"--conf {text}: no such file, nor a packaged dataset config "
+                          f"(packaged: {', '.join(dataset_confs()) or 'none'})")
+    raise ConfigError(f"--conf: no such file: {path}")
 
 
 def _read_yaml(path: Path, what: str) -> dict[str, Any]:
@@ -378,7 +411,7 @@ def load_config(
     tree = _read_yaml(d / "base.yaml", "base config")
     tree = _merge(tree, _read_yaml(d / f"{profile}.yaml", f"profile {profile}"))
     for f in conf_files:
-        tree = _merge(tree, _read_yaml(Path(f), "--conf"))
+        tree = _merge(tree, _read_yaml(conf_file(f), "--conf"))
     for item in overrides:
         parts, value = parse_set(item)
         tree = _apply_set(tree, parts, value)

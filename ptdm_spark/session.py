@@ -2,8 +2,9 @@
 
 The same function serves three callers:
 
-* ``ptdm`` in local mode: Python starts the JVM, so master, driver memory and the Delta jars from
-  ``.jars/`` (fetched once by ``scripts/setup.sh``) are set here;
+* ``ptdm`` in local mode: Python starts the JVM, so master, driver memory and the Delta jars
+  (``.jars/`` of the checkout, fetched once by ``scripts/setup.sh``, or the user cache filled by
+  ``ptdm setup``: :mod:`ptdm_spark.jars`) are set here;
 * ``spark-submit jobs/<stage>.py``: the JVM is already up with the user's ``--master``,
   ``--jars`` or ``--packages``; nothing the user passed is overridden, and the Delta jars from
   ``.jars/`` are only used when the user brought none;
@@ -32,7 +33,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ptdm_spark.config import LakehouseConfig, SparkConfig
+from ptdm_spark import jars
+from ptdm_spark.config import LakehouseConfig, SparkConfig, conf_dir
 from ptdm_spark.errors import UsageError
 
 if TYPE_CHECKING:
@@ -47,14 +49,12 @@ DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 
 
 def jars_dir() -> Path:
-    """The folder of Delta jars written by ``scripts/setup.sh`` (``$PTDM_JARS_DIR`` overrides)."""
-    env = os.environ.get("PTDM_JARS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / ".jars"
+    """The folder the Delta jars come from (see :mod:`ptdm_spark.jars` for the lookup order)."""
+    return jars.find()[0]
 
 
 def delta_jars() -> list[str]:
-    d = jars_dir()
-    return sorted(str(p) for p in d.glob("*.jar")) if d.is_dir() else []
+    return jars.find()[1]
 
 
 def spark_properties(spark_cfg: SparkConfig, lakehouse: LakehouseConfig, *, under_submit: bool = False) -> dict[str, str]:
@@ -81,7 +81,8 @@ def spark_properties(spark_cfg: SparkConfig, lakehouse: LakehouseConfig, *, unde
         "spark.hadoop.hive.downloaded.resources.dir": str(catalog / "resources"),
         "spark.sql.shuffle.partitions": str(spark_cfg.shuffle_partitions),
         "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.ui.showConsoleProgress": str(spark_cfg.progress).lower(),
+        # Spark's console bars only with spark.progress=spark; ptdm prints its own lines otherwise.
+        "spark.ui.showConsoleProgress": str(spark_cfg.progress == "spark").lower(),
         # Delta: stamp commits, keep the default retention; image blobs make large rows, so no
         # automatic stats on the binary columns.
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
@@ -97,7 +98,7 @@ def spark_properties(spark_cfg: SparkConfig, lakehouse: LakehouseConfig, *, unde
         props["spark.master"] = spark_cfg.master
         props["spark.driver.memory"] = spark_cfg.driver_memory
         java_opts = [f"-Dderby.system.home={catalog}"]
-        log_conf = Path(__file__).resolve().parent.parent / "conf" / "log4j2.properties"
+        log_conf = conf_dir() / "log4j2.properties"
         if log_conf.is_file():
             java_opts.append(f"-Dlog4j2.configurationFile={log_conf.as_uri()}")
         props["spark.driver.extraJavaOptions"] = " ".join(java_opts)
@@ -105,6 +106,8 @@ def spark_properties(spark_cfg: SparkConfig, lakehouse: LakehouseConfig, *, unde
         if jars:
             props["spark.jars"] = ",".join(jars)
     props.update({k: str(v) for k, v in spark_cfg.conf.items()})
+    if not under_submit and "spark.jars" in spark_cfg.conf and "delta-spark" not in props["spark.jars"]:
+        props["spark.jars"] = ",".join(filter(None, [props["spark.jars"], *delta_jars()]))  # extra jars add to Delta's
     return props
 
 
@@ -281,7 +284,7 @@ def get_session(spark_cfg: SparkConfig, lakehouse: LakehouseConfig) -> "SparkSes
     under_submit = "PYSPARK_GATEWAY_PORT" in os.environ
     props = spark_properties(spark_cfg, lakehouse, under_submit=under_submit)
     if not under_submit and "spark.jars" not in props and "spark.jars.packages" not in spark_cfg.conf:
-        raise UsageError(f"Delta jars not found in {jars_dir()}: run scripts/setup.sh (or make setup) first")
+        raise UsageError(jars.missing_hint())
     check_lakehouse_location(lakehouse)
     if "spark.hadoop.hive.metastore.uris" not in props:
         holder = catalog_holder(lakehouse.catalog_path)

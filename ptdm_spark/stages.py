@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ptdm_spark import report, schemas, udfs
+from ptdm_spark import progress, report, schemas, udfs
 from ptdm_spark.config import Config
 from ptdm_spark.errors import UsageError
 from ptdm_spark.imaging.pipeline import Params
@@ -36,15 +36,25 @@ def log(msg: str) -> None:
 
 
 class Clock:
-    """Progress lines with the time each step of a stage took (the stage's own profile)."""
+    """A line per step of a stage with the time it took (the stage's own profile), and images/s
+    where the step announced its images (``expect``); while a step runs, the job's progress
+    reporter (``spark.progress: ptdm``) shows how far it is."""
 
     def __init__(self, stage: str):
-        self.stage, self.last = stage, time.monotonic()
+        self.stage, self.last, self.images = stage, time.monotonic(), None
+
+    def expect(self, images: int, tasks: int | None = None) -> None:
+        """The next step handles ``images`` images (in ``tasks`` tasks of its per-image Spark stage)."""
+        self.images = images
+        progress.expect(images, tasks)
 
     def lap(self, what: str) -> None:
         now = time.monotonic()
-        log(f"[{self.stage}] {what} ({now - self.last:.1f}s)")
-        self.last = now
+        took = now - self.last
+        rate = f", {self.images / took:,.0f} images/s" if self.images and took > 0 else ""
+        progress.lap()
+        log(f"[{self.stage}] {what} ({took:.1f}s{rate})")
+        self.last, self.images = now, None
 
 
 # --- plumbing shared by the stages ---------------------------------------------------------------
@@ -59,7 +69,7 @@ def job(spark: "SparkSession", cfg: Config, name: str, dataset: str, argv: list[
     status = "failed"
     run.begin(spark)
     try:
-        with delta.commit_metadata(spark, run.commit_meta):
+        with delta.commit_metadata(spark, run.commit_meta), progress.reporting(spark, name, cfg.spark.progress == "ptdm"):
             yield run
         status = "succeeded"
     except UsageError:
@@ -237,10 +247,12 @@ def process(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
         cores = spark.sparkContext.defaultParallelism
         parts = cores * max(2, math.ceil(todo_bytes / (32 << 20) / cores))
         processed = _process_udf(cfg, t_process.pending(raw, _done(spark, run)), parts)
+        clock.expect(todo_n, tasks=parts)
         inserted = write_images(processed)
         clock.lap(f"decoded, scored, normalized and wrote images in {parts} tasks")
 
         if inserted < todo_n:  # some were rejected (or a concurrent writer inserted them first)
+            clock.expect(todo_n - inserted, tasks=cores)
             left = _stage(spark, _process_udf(cfg, t_process.pending(raw, _done(spark, run)), cores), run, "left")
             outcome = _by(left.withColumn("ok", F.col("reason").isNull()), "ok")
             if outcome.get("true"):

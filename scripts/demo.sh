@@ -11,7 +11,7 @@ if [ ! -e "$DATA/train-images-idx3-ubyte.gz" ]; then
   exit 2
 fi
 PTDM=.venv/bin/ptdm
-time $PTDM run "$DATA" --dataset fashion --conf conf/datasets/fashion-mnist.yaml "$@"
+time $PTDM run "$DATA" --dataset fashion --conf fashion-mnist "$@"
 SETS=()
 for a in "$@"; do SETS+=("$a"); done
 echo

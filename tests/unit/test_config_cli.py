@@ -45,7 +45,7 @@ def test_frozen():
         ("curate.splits.train=0.5", "curate.splits: ratios must add up to 1"),
         ("process.normalize.size_policy=stretch", "process.normalize.size_policy"),
         ("curate.exclude_flags=[ugly]", "curate.exclude_flags: unknown flag 'ugly'"),
-        ("spark.progress=maybe", "spark.progress: expected true or false"),
+        ("spark.progress=maybe", "spark.progress: .maybe. is not one of ptdm, spark, off"),
     ],
 )
 def test_bad_values_name_the_key(override, message):
