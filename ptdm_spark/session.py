@@ -40,6 +40,7 @@ from ptdm_spark.errors import UsageError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+
 class CatalogBusy(UsageError):
     """Another process has the embedded catalog open and no SQL endpoint shares it."""
 
@@ -219,19 +220,30 @@ def describe_process(pid: int) -> str:
         if any(a.endswith("ptdm") or "ptdm_spark" in a for a in cand_args[:3]):
             shown, args = candidate, cand_args
             for i, a in enumerate(args):  # from the sub-command on
-                if a.endswith("ptdm") or a.endswith("ptdm_spark.cli") or a.endswith(".py"):
+                if a.endswith(("ptdm", "ptdm_spark.cli")):
                     args = ["ptdm", *args[i + 1:]]
+                    break
+                if a.endswith(".py"):  # spark-submit jobs/<stage>.py
+                    args = [Path(a).name, *args[i + 1:]]
                     break
             break
     else:
         args = [Path(args[0]).name, *args[1:]][:4] if args else ["?"]
-    since = ""
-    try:
-        since = time.strftime(", since %H:%M:%S", time.localtime(Path(f"/proc/{shown}").stat().st_mtime))
-    except OSError:
-        pass
-    text = " ".join(args)
+    started = process_start(shown)
+    since = time.strftime(", since %H:%M:%S", time.localtime(started)) if started else ""
+    text = " ".join(" ".join(args).split())  # one line, whatever the arguments hold
     return f"pid {shown} ({text[:160]}{since})"
+
+
+def process_start(pid: int) -> float | None:
+    """When a process started (epoch seconds), from /proc: its start in clock ticks after boot."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def check_lakehouse_location(lakehouse: LakehouseConfig) -> None:
@@ -253,7 +265,7 @@ def check_lakehouse_location(lakehouse: LakehouseConfig) -> None:
         if not existing.is_dir():
             where = "is" if existing == path else f"is under {existing}, which is"
             raise UsageError(f"{key}: {path} {where} not a folder")
-        if str(existing).startswith(("/proc", "/sys")):
+        if existing.parts[1:2] in (("proc",), ("sys",)):
             raise UsageError(f"{key}: {path} is on a kernel file system ({existing}), not a place for data")
         try:
             tempfile.TemporaryDirectory(dir=existing, prefix=".ptdm-probe-").cleanup()
