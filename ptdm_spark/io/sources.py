@@ -251,7 +251,8 @@ def _contents(spark: "SparkSession", files: list[tuple[str, int]], cfg: IngestCo
     cols = meta.columns
     schema = ", ".join([f"{f.name} {f.dataType.simpleString()}" for f in meta.schema.fields] + ["content binary"])
     local = [(p, n) for p, n in files if listing.is_local(p)]
-    remote = [p for p, _ in files if not listing.is_local(p)]
+    remote = [p for p, n in files if not listing.is_local(p) and n > 0]
+    empty = [p for p, n in files if not listing.is_local(p) and n == 0]  # Spark's file scans skip these
     parts: list[DataFrame] = []
     if local:
         index = _pack([n for _, n in local], cfg.max_partition_bytes, cfg.open_cost_bytes,
@@ -269,6 +270,9 @@ def _contents(spark: "SparkSession", files: list[tuple[str, int]], cfg: IngestCo
             got = spark.createDataFrame([(p, bytearray(read_hadoop(spark, p))) for p in hidden],
                                         "path string, content binary")
             parts.append(meta.join(got, "path").select(*cols, "content"))
+    if empty:
+        got = spark.createDataFrame([(p, bytearray()) for p in empty], "path string, content binary")
+        parts.append(meta.join(got, "path").select(*cols, "content"))
     out = spark.createDataFrame([], schema)
     for p in parts:
         out = out.unionByName(p)
