@@ -21,7 +21,8 @@ def _reasons(reasons: Mapping[str, int]) -> str:
 
 
 def ingest_summary(c: Mapping[str, Any], reasons: Mapping[str, int]) -> None:
-    _out(f"ingest: {c.get('listed', 0)} entries listed under the sources; "
+    _out(f"ingest: {c.get('listed', 0)} entries listed under the sources"
+         f"{' (every one accounted for)' if not c.get('unaccounted') else ' (' + str(c['unaccounted']) + ' NOT accounted for)'}; "
          f"{c['objects']} objects in; {c['accepted']} readable ({c['inserted']} new, "
          f"{c['accepted'] - c['inserted']} already ingested; {c['distinct_ids']} distinct contents); "
          f"{c['rejected']} rejected ({_reasons(reasons)})")

@@ -197,7 +197,12 @@ def ingest(spark: "SparkSession", cfg: Config, run: Run, inputs: IngestInputs) -
         _write(spark, run, "rejects", rejected, ("source_uri", "stage", "reason"))
     clock.lap("counted, found and wrote the rejects")
 
-    run.counts.update(listed=read.listed, objects=accepted + sum(reasons.values()), accepted=accepted,
+    missing = read.unaccounted() if read.unaccounted else []
+    if missing:  # the contract broken: say so loudly, with the entries
+        log(f"[ingest] warning: {len(missing)} listed entr{'y' if len(missing) == 1 else 'ies'} yielded no object: "
+            + ", ".join(missing[:5]))
+    run.counts.update(listed=read.listed, unaccounted=len(missing), objects=accepted + sum(reasons.values()),
+                      accepted=accepted,
                       inserted=delta.rows_inserted(metrics), distinct_ids=int(sizes["ids"]),
                       rejected=sum(reasons.values()), **{f"rejected_{k}": v for k, v in reasons.items()})
     report.ingest_summary(run.counts, reasons)

@@ -145,6 +145,7 @@ class Read:
             self.others.filter(F.col("error_reason").isNull()).select("source_uri", "rel_path"))
 
     expected_keys: "DataFrame | None" = None
+    unaccounted: "Callable[[], list[str]] | None" = None
 
 
 Stage = Callable[["DataFrame", str], "DataFrame"]
@@ -207,9 +208,26 @@ def read_objects(spark: "SparkSession", sources: list[Source], cfg: IngestConfig
     side = _side_objects(spark, side_files, cfg, labels)
     others = _union(spark, [errors] + side, schemas.OBJECTS)
     # Expanding archives and arrays is work: done once. The rest comes from the staged listing.
-    return Read(files=files, others=stage(others, "others") if side else others,
-                expected=todo.select("path"), listed=len(entries),
-                expected_keys=todo.select(F.col("path").alias("source_uri"), "rel_path"))
+    others = stage(others, "others") if side else others
+    return Read(files=files, others=others, expected=todo.select("path"), listed=len(entries),
+                expected_keys=todo.select(F.col("path").alias("source_uri"), "rel_path"),
+                unaccounted=lambda: _unaccounted(spark, side_files, others))
+
+
+def _unaccounted(spark: "SparkSession", side_files: list[tuple], others: "DataFrame") -> list[str]:
+    """Listed archives and array files that yielded no object at all (each should yield its
+    members, or one error record). Every other listed entry is one object by construction; label
+    files of IDX / CIFAR sources are read as labels, not objects."""
+    from pyspark.sql import functions as F
+
+    expanded = [(u,) for u, k, _, _ in side_files if k in ("archive", "idx", "cifar")]
+    if not expanded:
+        return []
+    entries = spark.createDataFrame(expanded, "entry string")
+    uri = F.col("source_uri")
+    hit = (uri == F.col("entry")) | uri.startswith(F.concat(F.col("entry"), F.lit("!/"))) | \
+        uri.startswith(F.concat(F.col("entry"), F.lit("#")))
+    return [r.entry for r in entries.join(others.select("source_uri"), hit, "left_anti").collect()]
 
 
 def _pack(sizes: list[int], target: int, open_cost: int, cores: int) -> list[int]:

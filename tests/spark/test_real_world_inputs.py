@@ -159,6 +159,7 @@ def test_skip_hidden_counts_hidden_files_as_skipped(spark, cfg, tmp_path, ptdm):
     assert status == 0, out
     rows = spark.read.format("delta").load(cfg.lakehouse.table_path("hiddenskip", "rejects")).collect()
     assert [(r.source_uri.rsplit("/", 1)[-1], r.reason) for r in rows] == [(".hidden.png", "skipped")]
+    assert "2 entries listed under the sources (every one accounted for)" in out, out
 
 
 def test_extension_filter_narrows_and_counts_the_rest(spark, cfg, tmp_path, ptdm):
