@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import itertools
 import sys
 import tempfile
 import time
@@ -221,11 +220,11 @@ def _rule(f: dict, rule: str):
     ok = hashing.colour_distance(f["thumb"][a], f["thumb"][b]) <= cfg.colour_max_distance
     a, b = np.concatenate([a[ok], px_a]), np.concatenate([b[ok], px_b])
 
-    def near_kept(k, m):
-        same = f["pixel"][m] == f["pixel"][k]
-        bits = np.bitwise_count(u[m] ^ u[k])
-        colour = hashing.colour_distance(np.repeat(f["thumb"][k:k + 1], len(m), 0), f["thumb"][m])
-        return same | (eligible[m] & (bits <= cfg.member_max_distance) & (colour <= cfg.colour_max_distance))
+    bound = hashing.near_kept(f["phash"], f["thumb"], eligible, f["pixel"], cfg.member_max_distance,
+                              cfg.colour_max_distance)
+
+    def near_kept(k, m):  # not eligible: joins by identical pixels only
+        return bound(k, m) & (eligible[m] | (f["pixel"][m] == f["pixel"][k]))
 
     return graph.bounded_groups(n, a, b, order, near_kept), len(a)
 

@@ -96,7 +96,7 @@ def bucket_pairs(hashes: np.ndarray, is_new: np.ndarray, max_distance: int) -> I
 
 
 THUMB_SIDE = 16  # cells a side of the colour thumbnail (``quality.colour_thumb``: 16 x 16 x Lab, 768 bytes)
-CHROMA_WEIGHT = 2.0  # a and b count twice L: a red and a blue folder of one shape must fall apart
+CHROMA_WEIGHT = 4.0  # a and b count four times L: a red and a blue folder of one shape must fall apart
 
 
 def _centred(thumbs: np.ndarray) -> np.ndarray:
@@ -142,3 +142,27 @@ def _as_rows(x) -> np.ndarray:
     if isinstance(x, np.ndarray) and x.dtype == np.uint8:
         return x.reshape(-1, THUMB_SIDE * THUMB_SIDE * 3)
     return np.frombuffer(b"".join(bytes(v) for v in x), np.uint8).reshape(-1, THUMB_SIDE * THUMB_SIDE * 3)
+
+
+def near_kept(phash: np.ndarray, thumbs: np.ndarray, has_thumb: np.ndarray, pixel: np.ndarray,
+              member_max: int, colour_max: float):
+    """The bound of a near-duplicate group, for :func:`ptdm_spark.imaging.graph.bounded_groups`:
+    a node may join the group kept by ``k`` when it has ``k``'s pixels, or its pHash is within
+    ``member_max`` bits of ``k``'s and its colour thumbnail within ``colour_max`` of ``k``'s
+    (not checked when either has no thumbnail: images processed before thumbnails existed).
+
+    Args: per node: phash (int64), thumbs ((n, 768) uint8; any bytes where has_thumb is False),
+    has_thumb (bool), pixel (pixel SHA-256 strings).
+    """
+    u = np.asarray(phash, np.int64).view(np.uint64)
+
+    def fn(k: int, m: np.ndarray) -> np.ndarray:
+        close = np.bitwise_count(u[m] ^ u[k]) <= member_max
+        colour = np.ones(len(m), bool)
+        both = has_thumb[m] & has_thumb[k]
+        if both.any():
+            mm = m[both]
+            colour[both] = colour_distance(np.repeat(thumbs[k:k + 1], len(mm), 0), thumbs[mm]) <= colour_max
+        return (pixel[m] == pixel[k]) | (close & colour)
+
+    return fn
