@@ -100,6 +100,6 @@ def test_bounded_groups_equal_the_slow_way_on_random_graphs():
         bound = float(rng.uniform(5, 30))
         a = np.array([x for x, _ in e], np.int64)
         b = np.array([y for _, y in e], np.int64)
-        got = graph.bounded_groups(n, a, b, rank, lambda k, m: np.abs(pos[m] - pos[k]) <= bound)
-        assert got.tolist() == _brute_groups(n, e, rank, lambda k, v: abs(pos[v] - pos[k]) <= bound)
+        got = graph.bounded_groups(n, a, b, rank, lambda k, m, pos=pos, bound=bound: np.abs(pos[m] - pos[k]) <= bound)
+        assert got.tolist() == _brute_groups(n, e, rank, lambda k, v, pos=pos, bound=bound: abs(pos[v] - pos[k]) <= bound)
         assert all(abs(pos[i] - pos[got[i]]) <= bound for i in range(n))
