@@ -118,6 +118,8 @@ def bounded_groups(edges, nodes, member_max: int, colour_max: float):
 
     from ptdm_spark.imaging import graph, hashing
 
+    if nodes["phash"].dtype.kind != "i":  # a float64 pHash has lost its low bits: distances would be wrong
+        raise TypeError(f"bounded_groups: phash must be an integer column, not {nodes['phash'].dtype}")
     nodes = nodes.sort_values(["pixels", "image_id"], ascending=[False, True]).reset_index(drop=True)
     index = pd.Index(nodes["image_id"])
     has = nodes["colour_thumb"].notna().to_numpy()
@@ -142,22 +144,25 @@ def groups_in_memory(edges: DataFrame, nodes: DataFrame, member_max: int, colour
 
 def groups_in_spark(edges: DataFrame, nodes: DataFrame, node_comp: DataFrame, member_max: int,
                     colour_max: float) -> DataFrame:
-    """:func:`bounded_groups` per connected component (``node_comp``: node, comp), in Spark tasks."""
+    """:func:`bounded_groups` per connected component (``node_comp``: node, comp), in Spark tasks.
+
+    Nodes and edges of a component meet through ``cogroup``, each side keeping its own types: in
+    one frame with nulls for the other side's columns, pandas would turn the 64-bit pHashes into
+    float64 and lose their low bits (two hashes 24 bits apart came out 15 apart).
+    """
     comp = node_comp.select(F.col("node").alias("image_id"), "comp")
-    n = nodes.join(comp, "image_id").withColumn("kind", F.lit("n"))
-    e = (edges.join(comp.withColumnRenamed("image_id", "a"), "a").withColumn("kind", F.lit("e")))
-    both = n.select("comp", "kind", "image_id", "pixels", "phash", "colour_thumb", "pixel_sha256",
-                    F.lit(None).cast("string").alias("a"), F.lit(None).cast("string").alias("b")).unionByName(
-        e.select("comp", "kind", F.lit(None).cast("string").alias("image_id"), F.lit(None).cast("long").alias("pixels"),
-                 F.lit(None).cast("long").alias("phash"), F.lit(None).cast("binary").alias("colour_thumb"),
-                 F.lit(None).cast("string").alias("pixel_sha256"), "a", "b"))
+    n = nodes.join(comp, "image_id").select("comp", *[c.split()[0] for c in GROUP_NODES.split(", ")])
+    e = edges.join(comp.withColumnRenamed("image_id", "a"), "a").select("comp", "a", "b")
 
-    def per_component(pdf):
-        edges_pd = pdf[pdf["kind"] == "e"][["a", "b"]]
-        nodes_pd = pdf[pdf["kind"] == "n"][["image_id", "pixels", "phash", "colour_thumb", "pixel_sha256"]]
-        return bounded_groups(edges_pd, nodes_pd, member_max, colour_max)
+    def per_component(nodes_pd, edges_pd):
+        if nodes_pd.empty:
+            import pandas as pd
 
-    return both.groupBy("comp").applyInPandas(per_component, "image_id string, kept_id string")
+            return pd.DataFrame({"image_id": pd.Series([], dtype=object), "kept_id": pd.Series([], dtype=object)})
+        return bounded_groups(edges_pd[["a", "b"]], nodes_pd.drop(columns="comp"), member_max, colour_max)
+
+    return (n.groupBy("comp").cogroup(e.groupBy("comp"))
+            .applyInPandas(per_component, "image_id string, kept_id string"))
 
 
 def components(edges: DataFrame, checkpoint: Callable[[DataFrame, int], DataFrame],
