@@ -151,8 +151,9 @@ def groups_in_spark(edges: DataFrame, nodes: DataFrame, node_comp: DataFrame, me
     float64 and lose their low bits (two hashes 24 bits apart came out 15 apart).
     """
     comp = node_comp.select(F.col("node").alias("image_id"), "comp")
-    n = nodes.join(comp, "image_id").select("comp", *[c.split()[0] for c in GROUP_NODES.split(", ")])
-    e = edges.join(comp.withColumnRenamed("image_id", "a"), "a").select("comp", "a", "b")
+    # Both sides come from ``comp``: a fresh alias of the key on each, or cogroup finds it ambiguous.
+    n = nodes.join(comp, "image_id").select(F.col("comp").alias("comp"), *[c.split()[0] for c in GROUP_NODES.split(", ")])
+    e = edges.join(comp.withColumnRenamed("image_id", "a"), "a").select(F.col("comp").alias("comp"), "a", "b")
 
     def per_component(nodes_pd, edges_pd):
         if nodes_pd.empty:
