@@ -99,6 +99,8 @@ LOGOS = ["/usr/share/doc/opencv-doc/examples/data/" + f for f in
 def _on_white(path: str) -> np.ndarray:
     """An image file as BGR, transparency composited on white (as ``process`` does)."""
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img.dtype == np.uint16:  # some Oxygen icons are 16-bit RGBA: scale to 8 bits first (as process does)
+        img = (img.astype(np.float32) / 257.0).round().astype(np.uint8)
     if img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     if img.shape[2] == 4:
@@ -300,22 +302,28 @@ def _contact_sheet(images, pairs, dist, judge, path: Path, per_row: int = 6, mos
     print(f"contact sheet: {path} ({min(len(pairs), most)} of {len(pairs)} tied pairs, farthest first)")
 
 
-def _planted(n: int, t: int, seed: int = 0) -> np.ndarray:
+def _planted(n: int, t: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n hashes: 90 % random, 10 % near copies (1..t bits flipped) of a random one of them.
+    Returns the distinct hashes and, per hash, the index of its source (itself for a random one)."""
     rng = np.random.default_rng(seed)
     base = rng.integers(-(1 << 63), (1 << 63) - 1, n - n // 10, dtype=np.int64)
-    src = base[rng.integers(0, len(base), n // 10)].view(np.uint64).copy()
+    src_idx = rng.integers(0, len(base), n // 10)
+    src = base[src_idx].view(np.uint64).copy()
     for i in range(len(src)):
         for bit in rng.choice(64, int(rng.integers(1, t + 1)), replace=False):
             src[i] ^= np.uint64(1) << np.uint64(bit)
-    return np.unique(np.concatenate([base, src.view(np.int64)]))
+    allh = np.concatenate([base, src.view(np.int64)])
+    origin = np.concatenate([np.arange(len(base)), src_idx])
+    hashes, first = np.unique(allh, return_index=True)
+    return hashes, origin[first]
 
 
-def scale(n: int, t: int, blocks: int, sample: int) -> None:
+def scale(n: int, t: int, blocks: int, sample: int, groups: bool = True) -> None:
     from ptdm_spark.config import load_config
     from ptdm_spark.session import get_session
-    from ptdm_spark.transforms.dedupe import near_pairs
+    from ptdm_spark.transforms import dedupe as t_dedupe
 
-    hashes = _planted(n, t)
+    hashes, origin = _planted(n, t)
     tmp = tempfile.mkdtemp(prefix="ptdm-neardup-")
     cfg = load_config("local", (), [f"lakehouse.root={tmp}/lakehouse", "spark.driver_memory=6g", "spark.progress=false",
                                     "spark.log_level=ERROR"])
@@ -327,7 +335,7 @@ def scale(n: int, t: int, blocks: int, sample: int) -> None:
     masks = hashing.band_masks(t, blocks)
     parts = max(4, -(-len(hashes) * len(masks) // 2_000_000))
     start = time.monotonic()
-    near_pairs(df, masks, t, parts, "bench", all_new=True).write.mode("overwrite").parquet(f"{tmp}/pairs")
+    t_dedupe.near_pairs(df, masks, t, parts, "bench", all_new=True).write.mode("overwrite").parquet(f"{tmp}/pairs")
     took = time.monotonic() - start
     pairs = spark.read.parquet(f"{tmp}/pairs").toPandas()
     found = set(zip(pairs["a"].tolist(), pairs["b"].tolist()))
@@ -344,8 +352,55 @@ def scale(n: int, t: int, blocks: int, sample: int) -> None:
     recall = len(want & found) / max(1, len(want))
     peak = _jvm_peak_mb(spark)
     print(f"| {len(hashes):,} | {t} | {blocks} | {len(masks)} | {hashing.expected_comparisons(len(hashes), t, blocks):.2e} "
-          f"| {len(found):,} | {took:.0f} s | {recall:.3f} ({len(want)} pairs) | {peak} |")
+          f"| {len(found):,} | {took:.0f} s | {recall:.3f} ({len(want)} pairs) | {peak} |", flush=True)
+    if groups:
+        _time_groups(spark, cfg, tmp, hashes, origin)
     spark.stop()
+
+
+def _time_groups(spark, cfg, tmp: str, hashes: np.ndarray, origin: np.ndarray) -> None:
+    """After the search, the dedupe job's next steps on the stored pairs: image pairs checked on
+    dHash and colour (``image_edges``), then bounded groups on the driver and in Spark."""
+    import pandas as pd
+
+    from ptdm_spark.transforms import dedupe as t_dedupe
+
+    p = cfg.dedupe.phash
+    rng = np.random.default_rng(2)
+    m = len(hashes)
+    row_of_origin = np.arange(m)  # origin holds source indices into the pre-unique base; give each source one row
+    _, src_row = np.unique(origin, return_inverse=True)
+    thumbs = rng.integers(0, 256, (int(src_row.max()) + 1, hashing.THUMB_SIDE * hashing.THUMB_SIDE * 3), dtype=np.uint8)
+    noise = rng.integers(-3, 4, (m, thumbs.shape[1]))
+    node_thumbs = np.clip(thumbs[src_row].astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    dh = rng.integers(-(1 << 63), (1 << 63) - 1, int(src_row.max()) + 1, dtype=np.int64)[src_row]
+    ids = [f"{i:08x}" for i in row_of_origin]
+    pd.DataFrame({"image_id": ids, "pixels": rng.integers(1000, 10**6, m), "phash": hashes, "dhash": dh,
+                  "colour_thumb": [r.tobytes() for r in node_thumbs], "pixel_sha256": ids}
+                 ).to_parquet(f"{tmp}/nodes.parquet")
+    del node_thumbs, noise
+    nodes = spark.read.parquet(f"{tmp}/nodes.parquet")
+    pairs = spark.read.parquet(f"{tmp}/pairs")
+    start = time.monotonic()
+    t_dedupe.image_edges(pairs, nodes, p.confirm_above, p.dhash_max_distance, p.colour_max_distance) \
+        .write.mode("overwrite").parquet(f"{tmp}/edges")
+    t_edges = time.monotonic() - start
+    edges = spark.read.parquet(f"{tmp}/edges")
+    n_edges = edges.count()
+    start = time.monotonic()
+    t_dedupe.groups_in_memory(edges, nodes, p.member_max_distance, p.colour_max_distance) \
+        .write.mode("overwrite").parquet(f"{tmp}/groups_driver")
+    t_driver = time.monotonic() - start
+    start = time.monotonic()
+    comps = t_dedupe.components(edges, lambda d, i: d.localCheckpoint())
+    t_dedupe.groups_in_spark(edges, nodes, comps, p.member_max_distance, p.colour_max_distance) \
+        .write.mode("overwrite").parquet(f"{tmp}/groups_spark")
+    t_spark = time.monotonic() - start
+    g1 = spark.read.parquet(f"{tmp}/groups_driver").toPandas().sort_values("image_id").reset_index(drop=True)
+    g2 = spark.read.parquet(f"{tmp}/groups_spark").toPandas().sort_values("image_id").reset_index(drop=True)
+    print(f"checked image pairs: {n_edges:,} of {pairs.count():,} hash pairs, {t_edges:.0f} s; bounded groups on the driver "
+          f"{t_driver:.0f} s ({len(g1):,} images in groups, {(g1.image_id != g1.kept_id).sum():,} duplicates), "
+          f"in Spark (components + groups) {t_spark:.0f} s; driver and Spark agree: {g1.equals(g2)}", flush=True)
 
 
 def _jvm_peak_mb(spark) -> str:
@@ -371,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--threshold", type=int, default=12)
     s.add_argument("--blocks", type=int, default=14)
     s.add_argument("--sample", type=int, default=2000)
+    s.add_argument("--no-groups", action="store_true", help="time the search only, not the checked pairs and groups")
     a = p.parse_args(argv)
     if a.what == "quality":
         quality(a.cache, a.icons, a.sheet)
@@ -378,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| hashes | threshold | blocks | keys per hash | comparisons (model) | pairs found | time "
               "| recall vs brute force | driver heap peak |")
         print("|---|---|---|---|---|---|---|---|---|")
-        scale(a.n, a.threshold, a.blocks, a.sample)
+        scale(a.n, a.threshold, a.blocks, a.sample, groups=not a.no_groups)
     return 0
 
 
