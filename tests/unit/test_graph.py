@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from ptdm_spark.imaging import graph
 from ptdm_spark.imaging.graph import components
@@ -103,3 +104,20 @@ def test_bounded_groups_equal_the_slow_way_on_random_graphs():
         got = graph.bounded_groups(n, a, b, rank, lambda k, m, pos=pos, bound=bound: np.abs(pos[m] - pos[k]) <= bound)
         assert got.tolist() == _brute_groups(n, e, rank, lambda k, v, pos=pos, bound=bound: abs(pos[v] - pos[k]) <= bound)
         assert all(abs(pos[i] - pos[got[i]]) <= bound for i in range(n))
+
+
+def test_bounded_groups_of_a_dataframe_keep_64_bit_hashes_exact():
+    """x3 is 24 pHash bits from x0, beyond member_max_distance (20): two groups. As float64 (what a
+    pandas column with nulls becomes) the two hashes would look 15 bits apart and join: refused."""
+    import pandas as pd
+
+    from ptdm_spark.transforms.dedupe import bounded_groups
+
+    h = 0x0F0F0F0F0F0F0F0F
+    nodes = pd.DataFrame({"image_id": ["x0", "x3"], "pixels": [200, 100], "phash": [h, h ^ ((1 << 24) - 1)],
+                          "colour_thumb": [None, None], "pixel_sha256": ["p0", "p3"]})
+    edges = pd.DataFrame({"a": ["x0"], "b": ["x3"]})
+    got = bounded_groups(edges, nodes, 20, 0.2)
+    assert dict(zip(got["image_id"], got["kept_id"])) == {"x0": "x0", "x3": "x3"}
+    with pytest.raises(TypeError):
+        bounded_groups(edges, nodes.astype({"phash": "float64"}), 20, 0.2)
