@@ -19,7 +19,7 @@ and the recall against brute force for a sample of 2,000 hashes (must be 1.0).
 from __future__ import annotations
 
 import argparse
-import itertools
+import glob
 import sys
 import tempfile
 import time
@@ -47,20 +47,23 @@ def _photos(cache: Path) -> list[np.ndarray]:
     return out
 
 
-def _hashes(bgr: np.ndarray) -> tuple[int, int]:
+def _record(data: bytes) -> dict:
+    """The pipeline's own per-image record (``process_image``) for encoded bytes."""
     from ptdm_spark.config import load_config
     from ptdm_spark.imaging.pipeline import Params, process_image
 
     global _PARAMS
     if _PARAMS is None:
         _PARAMS = Params.from_config(load_config().process)
-    ok, buf = cv2.imencode(".png", bgr)
-    rec = process_image(buf.tobytes(), _PARAMS)
-    return rec["phash"], rec["dhash"]
+    return process_image(data, _PARAMS)
+
+
+def _png(bgr: np.ndarray) -> bytes:
+    return cv2.imencode(".png", bgr)[1].tobytes()
 
 
 def _phash(bgr: np.ndarray) -> int:
-    return _hashes(bgr)[0]
+    return _record(_png(bgr))["phash"]
 
 
 _PARAMS = None
@@ -84,84 +87,243 @@ def transforms(img: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def _components(rows: list[tuple], near) -> list[int]:
-    parent = list(range(len(rows)))
+# --- the image sets ------------------------------------------------------------------------------
 
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for i, j in itertools.combinations(range(len(rows)), 2):
-        if near(rows[i], rows[j]):
-            parent[find(i)] = find(j)
-    return [find(i) for i in range(len(rows))]
+ICONS = "/usr/share/icons/oxygen/base"  # Debian's oxygen-icon-theme
+LOGOS = ["/usr/share/doc/opencv-doc/examples/data/" + f for f in
+         ("LinuxLogo.jpg", "WindowsLogo.jpg", "opencv-logo.png", "opencv-logo-white.png")] + \
+        ["/usr/share/doc/opencv-doc/opencv4/html/opencv-logo-small.png",
+         "/usr/share/doc/opencv-doc/opencv4/html/opencv_logo.jpg"]  # Debian's opencv-doc
 
 
-def quality(cache: Path, thresholds: list[int]) -> None:
+def _on_white(path: str) -> np.ndarray:
+    """An image file as BGR, transparency composited on white (as ``process`` does)."""
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img.dtype == np.uint16:  # some Oxygen icons are 16-bit RGBA: scale to 8 bits first (as process does)
+        img = (img.astype(np.float32) / 257.0).round().astype(np.uint8)
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if img.shape[2] == 4:
+        alpha = img[..., 3:4].astype(np.float32) / 255
+        img = (img[..., :3] * alpha + 255 * (1 - alpha)).round().astype(np.uint8)
+    return img
+
+
+def image_sets(cache: Path, icons: int, seed: int = 0) -> list[tuple[str, str, str, bytes, np.ndarray]]:
+    """(set, source, version, encoded bytes, BGR) for every benchmark image.
+
+    photos: each source photo and its 12 transformed copies. logos: OpenCV's sample logos, the
+    same 13 versions. icons: ``icons`` Oxygen icons drawn at random from the 128 px folder, the
+    same 13 versions, plus every 64 px icon of the theme as it is (source = the icon's name, so
+    the 64 and 128 px drawings of one icon are the same source). Originals of files go in as
+    their own bytes (transparency and all); transformed copies as PNG (JPEG ones as decoded).
+    """
+    out = []
+    for i, img in enumerate(_photos(cache)):
+        out += [("photo", f"photo{i:02d}", v, _png(x), x) for v, x in transforms(img).items()]
+    for path in LOGOS:
+        for v, x in transforms(_on_white(path)).items():
+            out.append(("logo", Path(path).name, v, Path(path).read_bytes() if v == "original" else _png(x), x))
+    names = sorted(str(Path(p).relative_to(f"{ICONS}/128x128")) for p in glob.glob(f"{ICONS}/128x128/*/*.png"))
+    for name in np.random.default_rng(seed).choice(names, min(icons, len(names)), replace=False):
+        path = f"{ICONS}/128x128/{name}"
+        for v, x in transforms(_on_white(path)).items():
+            out.append(("icon", name, v, Path(path).read_bytes() if v == "original" else _png(x), x))
+    for path in sorted(glob.glob(f"{ICONS}/64x64/*/*.png")):
+        name = str(Path(path).relative_to(f"{ICONS}/64x64"))
+        out.append(("icon64", name, "original", Path(path).read_bytes(), _on_white(path)))
+    return out
+
+
+# --- an independent judge: is a tied pair clearly different? ------------------------------------
+
+def visual_distance(a_bgr: np.ndarray, b_bgr: np.ndarray) -> float:
+    """1 - the Pearson correlation of the two images as 32 x 32 RGB pixels, the best over centre
+    crops of 0..5 % of either (so a cropped copy is compared with the matching part). Unlike the
+    dedupe rule it looks at full-resolution colour pixels, not at hashes or the Lab thumbnail."""
+    def vec(x):
+        v = cv2.resize(x, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+        v -= v.mean()
+        return v / (np.linalg.norm(v) + 1e-6)
+
+    best = 2.0
+    for first, second in ((a_bgr, b_bgr), (b_bgr, a_bgr)):
+        other = vec(second)
+        h, w = first.shape[:2]
+        for c in (0.0, 0.01, 0.02, 0.03, 0.04, 0.05):
+            dy, dx = round(h * c), round(w * c)
+            best = min(best, 1.0 - float(vec(first[dy : h - dy, dx : w - dx]) @ other))
+    return best
+
+
+# --- the dedupe rule, in numpy ---------------------------------------------------------------------
+
+def _features(images) -> dict[str, np.ndarray]:
     from ptdm_spark.config import load_config
 
-    p = load_config().dedupe.phash
-    rows = []
-    photos = _photos(cache)
-    for pid, img in enumerate(photos):
-        for name, v in transforms(img).items():
-            rows.append((pid, name, *_hashes(v)))
-    print(f"{len(photos)} photos x {len(rows) // len(photos)} versions = {len(rows)} images; "
-          f"{sum(1 for a, b in itertools.combinations(rows, 2) if a[0] == b[0])} positive pairs, "
-          f"{sum(1 for a, b in itertools.combinations(rows, 2) if a[0] != b[0])} negative pairs")
-    print("| rule (pHash bits) | direct recall | direct precision | component recall | component precision "
-          "| misses (component) |")
-    print("|---|---|---|---|---|---|")
-    def by_threshold(t):
-        return lambda a, b: hashing.hamming(a[2], b[2]) <= t
-
-    def default_rule(a, b):  # the dedupe job's rule (conf/base.yaml dedupe.phash)
-        d = hashing.hamming(a[2], b[2])
-        return d <= p.confirm_above or (d <= p.max_distance and hashing.hamming(a[3], b[3]) <= p.dhash_max_distance)
-
-    rules = [(str(t), by_threshold(t)) for t in thresholds]
-    rules.append((f"default: <= {p.confirm_above}, or <= {p.max_distance} with dHash <= {p.dhash_max_distance}",
-                  default_rule))
-    for label, near in rules:
-        comp = _components(rows, near)
-        tp = fp = fn = ctp = cfp = cfn = 0
-        missed: dict[str, int] = {}
-        for (i, a), (j, b) in itertools.combinations(enumerate(rows), 2):
-            same = a[0] == b[0]
-            direct = near(a, b)
-            joined = comp[i] == comp[j]
-            tp += same and direct
-            fp += direct and not same
-            fn += same and not direct
-            ctp += same and joined
-            cfp += joined and not same
-            cfn += same and not joined
-            if same and not joined:
-                for n in {a[1], b[1]} - {"original"}:
-                    missed[n] = missed.get(n, 0) + 1
-        worst = ", ".join(f"{k} {v}" for k, v in sorted(missed.items(), key=lambda kv: -kv[1])[:3]) or "-"
-        print(f"| {label} | {tp / (tp + fn):.3f} | {tp / max(1, tp + fp):.4f} | {ctp / (ctp + cfn):.3f} | "
-              f"{ctp / max(1, ctp + cfp):.4f} | {worst} |")
+    q = load_config().process.quality
+    recs = [_record(data) for _, _, _, data, _ in images]
+    bad = [i for i, r in enumerate(recs) if r["reason"]]
+    if bad:
+        raise SystemExit(f"{len(bad)} benchmark images rejected, e.g. {images[bad[0]][:3]}: {recs[bad[0]]['reason']}")
+    f = {k: np.array([r[k] for r in recs]) for k in ("phash", "dhash", "width", "height", "entropy", "contrast")}
+    f["pixel"] = np.array([r["pixel_sha256"] for r in recs])
+    f["thumb"] = np.frombuffer(b"".join(r["colour_thumb"] for r in recs), np.uint8).reshape(len(recs), -1)
+    f["low_information"] = f["entropy"] < q.entropy_min
+    f["near_constant"] = f["contrast"] < q.near_constant_max
+    return f
 
 
-def _planted(n: int, t: int, seed: int = 0) -> np.ndarray:
+def _rule(f: dict, rule: str):
+    """The groups the dedupe job would make under ``rule`` (``old``: the rule before issue 12;
+    ``new``: the configured rule): (kept index per image, edge count)."""
+    from ptdm_spark.config import load_config
+    from ptdm_spark.imaging import graph
+
+    cfg = load_config().dedupe.phash
+    n = len(f["phash"])
+    skip = ("near_constant", "low_information") if rule == "old" else cfg.skip_flags
+    eligible = np.minimum(f["width"], f["height"]) >= cfg.min_side
+    for flag in skip:
+        eligible &= ~f[flag]
+    u = f["phash"].astype(np.int64).view(np.uint64)
+    du = f["dhash"].astype(np.int64).view(np.uint64)
+    ia, ib = [], []
+    for s in range(0, n, 512):  # candidate pairs: the pHash rule, both images eligible
+        d = np.bitwise_count(u[s:s + 512, None] ^ u[None, :])
+        dd = np.bitwise_count(du[s:s + 512, None] ^ du[None, :])
+        ok = (d <= cfg.confirm_above) | ((d <= cfg.max_distance) & (dd <= cfg.dhash_max_distance))
+        ok &= eligible[s:s + 512, None] & eligible[None, :]
+        i, j = np.nonzero(ok)
+        keep = s + i < j
+        ia.append(s + i[keep])
+        ib.append(j[keep])
+    a, b = np.concatenate(ia), np.concatenate(ib)
+    same_pixels = np.unique(f["pixel"], return_inverse=True)[1]
+    px_a, px_b = [], []
+    for g in np.flatnonzero(np.bincount(same_pixels) > 1):
+        m = np.flatnonzero(same_pixels == g)
+        px_a += [m[0]] * (len(m) - 1)
+        px_b += list(m[1:])
+    rank = np.lexsort((np.arange(n), -(f["width"].astype(np.int64) * f["height"])))
+    order = np.empty(n, np.int64)
+    order[rank] = np.arange(n)
+    if rule == "old":
+        a, b = np.concatenate([a, px_a]), np.concatenate([b, px_b])
+        nodes, comp = graph.components(a, b)
+        kept = np.arange(n)
+        best = {}
+        for node, c in zip(nodes, comp):
+            if c not in best or order[node] < order[best[c]]:
+                best[c] = node
+        for node, c in zip(nodes, comp):
+            kept[node] = best[c]
+        return kept, len(a)
+    ok = hashing.colour_distance(f["thumb"][a], f["thumb"][b]) <= cfg.colour_max_distance
+    a, b = np.concatenate([a[ok], px_a]), np.concatenate([b[ok], px_b])
+
+    bound = hashing.near_kept(f["phash"], f["thumb"], eligible, f["pixel"], cfg.member_max_distance,
+                              cfg.colour_max_distance)
+
+    def near_kept(k, m):  # not eligible: joins by identical pixels only
+        return bound(k, m) & (eligible[m] | (f["pixel"][m] == f["pixel"][k]))
+
+    return graph.bounded_groups(n, a, b, order, near_kept), len(a)
+
+
+def quality(cache: Path, icons: int, sheet: Path | None) -> None:
+    images = image_sets(cache, icons)
+    f = _features(images)
+    kind = np.array([im[0] for im in images])
+    source = np.array([im[1] for im in images])
+    version = np.array([im[2] for im in images])
+    print(f"{len(images)} images: " + ", ".join(f"{k} {int((kind == k).sum())}" for k in ("photo", "logo", "icon", "icon64"))
+          + f"; flagged low_information {int(f['low_information'].sum())}, near_constant {int(f['near_constant'].sum())}")
+    # What a true copy may look like to the judge: the largest visual distance of a copy to its original.
+    copies = [(i, np.flatnonzero((source == source[i]) & (version == "original") & (kind == kind[i]))[0])
+              for i in np.flatnonzero((version != "original") & (kind != "icon64"))]
+    judge = max(visual_distance(images[i][4], images[j][4]) for i, j in copies)
+    print(f"largest visual distance of a transformed copy to its original: {judge:.3f} "
+          f"(a tied pair farther than this is clearly different)")
+    print()
+    print("| rule | set | images | recall (pairs of one source tied) | precision (tied pairs of one source) "
+          "| images tied to a clearly different kept image | same-artwork pairs tied | edges |")
+    print("|---|---|---|---|---|---|---|---|")
+    artwork = None
+    for rule in ("old", "new"):
+        kept, edges = _rule(f, rule)
+        for k in ("photo", "logo", "icon"):
+            m = np.flatnonzero(kind == k)
+            g, src = kept[m], source[m]
+            same_src = src[:, None] == src[None, :]
+            tied = g[:, None] == g[None, :]
+            iu = np.triu_indices(len(m), 1)
+            tp = int((same_src & tied)[iu].sum())
+            recall = tp / max(1, int(same_src[iu].sum()))
+            precision = tp / max(1, int(tied[iu].sum()))
+            print(f"| {rule} | {k} (x13 versions) | {len(m)} | {recall:.3f} | {precision:.4f} | | | {edges} |")
+        # Distinct icons as they are (64 px), among the photos and logos: the issue's collection.
+        m = np.flatnonzero((kind == "icon64") | (version == "original") & (kind != "icon"))
+        tied = [(i, kept[i]) for i in m if kept[i] != i]
+        dist = {(i, j): visual_distance(images[i][4], images[j][4]) for i, j in tied}
+        clear = [(i, j) for (i, j), d in dist.items() if d > judge]
+        if artwork is None:  # different names, the same drawing: within 0.01 of each other
+            u = f["phash"][m].astype(np.int64).view(np.uint64)
+            ii, jj = np.nonzero(np.triu(np.bitwise_count(u[:, None] ^ u[None, :]) <= 16, 1))
+            artwork = [(m[i], m[j]) for i, j in zip(ii, jj)
+                       if visual_distance(images[m[i]][4], images[m[j]][4]) <= 0.01]
+        art_tied = sum(kept[i] == kept[j] for i, j in artwork)
+        print(f"| {rule} | 64 px icons as they are + photo and logo originals | {len(m)} | | "
+              f"| {len(clear)} ({100 * len(clear) / len(m):.1f} %) of {len(tied)} tied "
+              f"| {art_tied} / {len(artwork)} | |")
+        if sheet is not None:
+            _contact_sheet(images, sorted(dist, key=lambda p: -dist[p]), dist, judge,
+                           sheet.with_name(f"{sheet.stem}-{rule}{sheet.suffix}"))
+
+
+def _contact_sheet(images, pairs, dist, judge, path: Path, per_row: int = 6, most: int = 96) -> None:
+    """The tied pairs (member | kept), farthest first, with their visual distance; red text: clearly different."""
+    tiles = []
+    for i, j in pairs[:most]:
+        t = np.full((88, 140, 3), 255, np.uint8)
+        for x0, k in ((0, i), (72, j)):
+            im = images[k][4]
+            s = 64 / max(im.shape[:2])
+            im = cv2.resize(im, (max(1, round(im.shape[1] * s)), max(1, round(im.shape[0] * s))), interpolation=cv2.INTER_AREA)
+            t[: im.shape[0], x0 : x0 + im.shape[1]] = im
+        colour = (0, 0, 200) if dist[(i, j)] > judge else (0, 0, 0)
+        cv2.putText(t, f"{dist[(i, j)]:.2f}", (2, 78), cv2.FONT_HERSHEY_PLAIN, 0.9, colour, 1)
+        tiles.append(t)
+    while len(tiles) % per_row or not tiles:
+        tiles.append(np.full((88, 140, 3), 255, np.uint8))
+    rows = [np.hstack(tiles[r : r + per_row]) for r in range(0, len(tiles), per_row)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.vstack(rows))
+    print(f"contact sheet: {path} ({min(len(pairs), most)} of {len(pairs)} tied pairs, farthest first)")
+
+
+def _planted(n: int, t: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n hashes: 90 % random, 10 % near copies (1..t bits flipped) of a random one of them.
+    Returns the distinct hashes and, per hash, the index of its source (itself for a random one)."""
     rng = np.random.default_rng(seed)
     base = rng.integers(-(1 << 63), (1 << 63) - 1, n - n // 10, dtype=np.int64)
-    src = base[rng.integers(0, len(base), n // 10)].view(np.uint64).copy()
+    src_idx = rng.integers(0, len(base), n // 10)
+    src = base[src_idx].view(np.uint64).copy()
     for i in range(len(src)):
         for bit in rng.choice(64, int(rng.integers(1, t + 1)), replace=False):
             src[i] ^= np.uint64(1) << np.uint64(bit)
-    return np.unique(np.concatenate([base, src.view(np.int64)]))
+    allh = np.concatenate([base, src.view(np.int64)])
+    origin = np.concatenate([np.arange(len(base)), src_idx])
+    hashes, first = np.unique(allh, return_index=True)
+    return hashes, origin[first]
 
 
-def scale(n: int, t: int, blocks: int, sample: int) -> None:
+def scale(n: int, t: int, blocks: int, sample: int, groups: bool = True) -> None:
     from ptdm_spark.config import load_config
     from ptdm_spark.session import get_session
-    from ptdm_spark.transforms.dedupe import near_pairs
+    from ptdm_spark.transforms import dedupe as t_dedupe
 
-    hashes = _planted(n, t)
+    hashes, origin = _planted(n, t)
     tmp = tempfile.mkdtemp(prefix="ptdm-neardup-")
     cfg = load_config("local", (), [f"lakehouse.root={tmp}/lakehouse", "spark.driver_memory=6g", "spark.progress=false",
                                     "spark.log_level=ERROR"])
@@ -173,7 +335,7 @@ def scale(n: int, t: int, blocks: int, sample: int) -> None:
     masks = hashing.band_masks(t, blocks)
     parts = max(4, -(-len(hashes) * len(masks) // 2_000_000))
     start = time.monotonic()
-    near_pairs(df, masks, t, parts, "bench", all_new=True).write.mode("overwrite").parquet(f"{tmp}/pairs")
+    t_dedupe.near_pairs(df, masks, t, parts, "bench", all_new=True).write.mode("overwrite").parquet(f"{tmp}/pairs")
     took = time.monotonic() - start
     pairs = spark.read.parquet(f"{tmp}/pairs").toPandas()
     found = set(zip(pairs["a"].tolist(), pairs["b"].tolist()))
@@ -190,8 +352,55 @@ def scale(n: int, t: int, blocks: int, sample: int) -> None:
     recall = len(want & found) / max(1, len(want))
     peak = _jvm_peak_mb(spark)
     print(f"| {len(hashes):,} | {t} | {blocks} | {len(masks)} | {hashing.expected_comparisons(len(hashes), t, blocks):.2e} "
-          f"| {len(found):,} | {took:.0f} s | {recall:.3f} ({len(want)} pairs) | {peak} |")
+          f"| {len(found):,} | {took:.0f} s | {recall:.3f} ({len(want)} pairs) | {peak} |", flush=True)
+    if groups:
+        _time_groups(spark, cfg, tmp, hashes, origin)
     spark.stop()
+
+
+def _time_groups(spark, cfg, tmp: str, hashes: np.ndarray, origin: np.ndarray) -> None:
+    """After the search, the dedupe job's next steps on the stored pairs: image pairs checked on
+    dHash and colour (``image_edges``), then bounded groups on the driver and in Spark."""
+    import pandas as pd
+
+    from ptdm_spark.transforms import dedupe as t_dedupe
+
+    p = cfg.dedupe.phash
+    rng = np.random.default_rng(2)
+    m = len(hashes)
+    row_of_origin = np.arange(m)  # origin holds source indices into the pre-unique base; give each source one row
+    _, src_row = np.unique(origin, return_inverse=True)
+    thumbs = rng.integers(0, 256, (int(src_row.max()) + 1, hashing.THUMB_SIDE * hashing.THUMB_SIDE * 3), dtype=np.uint8)
+    noise = rng.integers(-3, 4, (m, thumbs.shape[1]))
+    node_thumbs = np.clip(thumbs[src_row].astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    dh = rng.integers(-(1 << 63), (1 << 63) - 1, int(src_row.max()) + 1, dtype=np.int64)[src_row]
+    ids = [f"{i:08x}" for i in row_of_origin]
+    pd.DataFrame({"image_id": ids, "pixels": rng.integers(1000, 10**6, m), "phash": hashes, "dhash": dh,
+                  "colour_thumb": [r.tobytes() for r in node_thumbs], "pixel_sha256": ids}
+                 ).to_parquet(f"{tmp}/nodes.parquet")
+    del node_thumbs, noise
+    nodes = spark.read.parquet(f"{tmp}/nodes.parquet")
+    pairs = spark.read.parquet(f"{tmp}/pairs")
+    start = time.monotonic()
+    t_dedupe.image_edges(pairs, nodes, p.confirm_above, p.dhash_max_distance, p.colour_max_distance) \
+        .write.mode("overwrite").parquet(f"{tmp}/edges")
+    t_edges = time.monotonic() - start
+    edges = spark.read.parquet(f"{tmp}/edges")
+    n_edges = edges.count()
+    start = time.monotonic()
+    t_dedupe.groups_in_memory(edges, nodes, p.member_max_distance, p.colour_max_distance) \
+        .write.mode("overwrite").parquet(f"{tmp}/groups_driver")
+    t_driver = time.monotonic() - start
+    start = time.monotonic()
+    comps = t_dedupe.components(edges, lambda d, i: d.localCheckpoint())
+    t_dedupe.groups_in_spark(edges, nodes, comps, p.member_max_distance, p.colour_max_distance) \
+        .write.mode("overwrite").parquet(f"{tmp}/groups_spark")
+    t_spark = time.monotonic() - start
+    g1 = spark.read.parquet(f"{tmp}/groups_driver").toPandas().sort_values("image_id").reset_index(drop=True)
+    g2 = spark.read.parquet(f"{tmp}/groups_spark").toPandas().sort_values("image_id").reset_index(drop=True)
+    print(f"checked image pairs: {n_edges:,} of {pairs.count():,} hash pairs, {t_edges:.0f} s; bounded groups on the driver "
+          f"{t_driver:.0f} s ({len(g1):,} images in groups, {(g1.image_id != g1.kept_id).sum():,} duplicates), "
+          f"in Spark (components + groups) {t_spark:.0f} s; driver and Spark agree: {g1.equals(g2)}", flush=True)
 
 
 def _jvm_peak_mb(spark) -> str:
@@ -209,21 +418,23 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
     q = sub.add_parser("quality")
-    q.add_argument("--thresholds", default="4,6,8,10,12,14")
+    q.add_argument("--icons", type=int, default=150, help="128 px icons drawn for the transformed copies")
+    q.add_argument("--sheet", type=Path, default=Path("benchmarks/out/near-duplicate-ties.png"))
     q.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ptdm-bench-cache")
     s = sub.add_parser("scale")
     s.add_argument("--n", type=int, default=1_000_000)
     s.add_argument("--threshold", type=int, default=12)
     s.add_argument("--blocks", type=int, default=14)
     s.add_argument("--sample", type=int, default=2000)
+    s.add_argument("--no-groups", action="store_true", help="time the search only, not the checked pairs and groups")
     a = p.parse_args(argv)
     if a.what == "quality":
-        quality(a.cache, [int(x) for x in a.thresholds.split(",")])
+        quality(a.cache, a.icons, a.sheet)
     else:
         print("| hashes | threshold | blocks | keys per hash | comparisons (model) | pairs found | time "
               "| recall vs brute force | driver heap peak |")
         print("|---|---|---|---|---|---|---|---|---|")
-        scale(a.n, a.threshold, a.blocks, a.sample)
+        scale(a.n, a.threshold, a.blocks, a.sample, groups=not a.no_groups)
     return 0
 
 

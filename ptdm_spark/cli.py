@@ -175,8 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
             "scores and perceptual hashes, normalize to 8-bit RGB and re-encode into <dataset>/images.")
     _dataset(p)
     p = add("dedupe", "find duplicate images",
-            "Group images with identical normalized pixels; keep one per group (largest original "
-            "resolution, then smallest image_id) and record the others in <dataset>/duplicates.")
+            "Group images with identical normalized pixels (method pixel) and near duplicates "
+            "(method phash: pHashes within dedupe.phash.max_distance bits, checked on dHash and on a "
+            "16x16 colour thumbnail; every member within member_max_distance pHash bits and the "
+            "colour limit of its group's kept image, so chains never link unlike images). Keep one "
+            "per group (largest original resolution, then smallest image_id) and record the others "
+            "in <dataset>/duplicates. Only new pHashes are searched, against all.")
     _dataset(p)
     p = add("curate", "build the curated table with splits (gold)",
             "Kept images (not duplicates, no excluded quality flag) with label and a deterministic "

@@ -194,8 +194,15 @@ class PhashConfig:
     blocks: int
     min_side: int
     skip_flags: tuple[str, ...]
+    colour_max_distance: float
+    member_max_distance: int
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.colour_max_distance <= 2.0:
+            raise ConfigError("dedupe.phash.colour_max_distance: must be between 0 and 2")
+        if not self.max_distance <= self.member_max_distance <= 64:
+            raise ConfigError(f"dedupe.phash.member_max_distance: must be between max_distance ({self.max_distance}) "
+                              "and 64")
         if not 0 <= self.max_distance <= 32:
             raise ConfigError("dedupe.phash.max_distance: must be between 0 and 32")
         if not 0 <= self.confirm_above <= self.max_distance:

@@ -82,6 +82,7 @@ PROCESSED = _s(
     ("pixel_sha256", StringType(), True),
     ("phash", LongType(), True),
     ("dhash", LongType(), True),
+    ("colour_thumb", BinaryType(), True),  # 16x16 Lab, for near-duplicate checks
     ("blur", DoubleType(), True),
     ("brightness", DoubleType(), True),
     ("contrast", DoubleType(), True),
@@ -123,6 +124,7 @@ IMAGES = _s(
     ("pixel_sha256", StringType(), False),
     ("phash", LongType(), True),
     ("dhash", LongType(), True),
+    ("colour_thumb", BinaryType(), True),  # 16x16 Lab, for near-duplicate checks
     ("blur", DoubleType(), True),
     ("brightness", DoubleType(), True),
     ("contrast", DoubleType(), True),

@@ -304,13 +304,18 @@ def dedupe(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
 
     d = cfg.dedupe
     images = _read(spark, run, "images")
+    if "colour_thumb" not in images.columns:  # a table written before colour thumbnails existed
+        images = images.withColumn("colour_thumb", F.lit(None).cast("binary"))
     clock = Clock("dedupe")
-    eligible, node_comp = None, None
+    eligible, groups = None, None
     if "phash" in d.methods:
         eligible = t_dedupe.phash_eligible(d.phash.min_side, d.phash.skip_flags)
-        node_comp = _near_duplicate_graph(spark, cfg, run, images.filter(eligible).select("phash", "dhash"), clock)
+        nodes = images.filter(eligible).select(
+            "image_id", (F.col("width").cast("long") * F.col("height")).alias("pixels"), "phash", "dhash",
+            "colour_thumb", "pixel_sha256")
+        groups = _near_duplicate_graph(spark, cfg, run, nodes, clock)
     cols = ("image_id", "width", "height", "pixel_sha256", "phash", "label", "labels", "flags")
-    members = _stage(spark, t_dedupe.members(images.select(*cols), node_comp, eligible, "pixel" in d.methods)
+    members = _stage(spark, t_dedupe.members(images.select(*cols), groups, eligible, "pixel" in d.methods)
                      .select(*cols, "comp"), run, "members")
     dups = _stage(spark, t_dedupe.duplicates(members, run.run_id), run, "duplicates")
     clock.lap("grouped the images into components")
@@ -330,11 +335,14 @@ def dedupe(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
     return run.counts
 
 
-def _near_duplicate_graph(spark: "SparkSession", cfg: Config, run: Run, eligible: "DataFrame",
+def _near_duplicate_graph(spark: "SparkSession", cfg: Config, run: Run, nodes: "DataFrame",
                           clock: Clock) -> "DataFrame | None":
-    """Search the new pHashes of ``eligible`` (phash, dhash) against all (banded keys), store the
-    verified pairs, and return the components of the stored pairs that count (see
-    ``t_dedupe.confirmed``) as (node, comp); None without any pair."""
+    """Search the new pHashes of the eligible images ``nodes`` (image_id, pixels, phash, dhash,
+    colour_thumb, pixel_sha256) against all (banded keys), store the near pairs of pHashes,
+    verify the image pairs they stand for (``t_dedupe.image_edges``: dHash and colour), and
+    group the images so that every member is near its group's kept image
+    (``t_dedupe.bounded_groups``): (image_id, kept_id) of the images with a verified pair; None
+    without any."""
     from pyspark.sql import functions as F
 
     from ptdm_spark.imaging import hashing
@@ -342,7 +350,7 @@ def _near_duplicate_graph(spark: "SparkSession", cfg: Config, run: Run, eligible
     p = cfg.dedupe.phash
     index = _read(spark, run, "phash_index", schemas.PHASH_INDEX).filter(F.col("max_distance") >= p.max_distance)
     searched_before = index.select("phash", F.lit(False).alias("is_new"))
-    hashes = _stage(spark, eligible.select("phash").distinct().join(searched_before, "phash", "left")
+    hashes = _stage(spark, nodes.select("phash").distinct().join(searched_before, "phash", "left")
                     .fillna(True, ["is_new"]), run, "hashes")
     n = {bool(r[0]): int(r[1]) for r in hashes.groupBy("is_new").count().collect()}
     new, old = n.get(True, 0), n.get(False, 0)
@@ -363,16 +371,22 @@ def _near_duplicate_graph(spark: "SparkSession", cfg: Config, run: Run, eligible
     known = hashes.select("phash")
     pairs = (pairs.join(known.withColumnRenamed("phash", "a"), "a", "left_semi")
              .join(known.withColumnRenamed("phash", "b"), "b", "left_semi"))
-    pairs = _stage(spark, t_dedupe.confirmed(pairs, eligible, p.confirm_above, p.dhash_max_distance), run, "edges")
-    run.counts["pairs"] = pairs.count()
+    edges = _stage(spark, t_dedupe.image_edges(pairs, nodes, p.confirm_above, p.dhash_max_distance,
+                                               p.colour_max_distance), run, "edges")
+    run.counts["pairs"] = edges.count()
     if not run.counts["pairs"]:
         return None
+    group_nodes = nodes.select(*[c.split()[0] for c in t_dedupe.GROUP_NODES.split(", ")])
     if run.counts["pairs"] <= cfg.dedupe.driver_components_max_edges:
-        comps, where = _stage(spark, t_dedupe.components_in_memory(pairs), run, "components"), "on the driver"
+        groups = t_dedupe.groups_in_memory(edges, group_nodes, p.member_max_distance, p.colour_max_distance)
+        where = "on the driver"
     else:
-        comps, where = t_dedupe.components(pairs, lambda df, i: _stage(spark, df, run, f"components-{i}")), "in Spark"
-    clock.lap(f"components of {run.counts['pairs']} near-duplicate pair(s), {where}")
-    return comps
+        comps = t_dedupe.components(edges, lambda df, i: _stage(spark, df, run, f"components-{i}"))
+        groups = t_dedupe.groups_in_spark(edges, group_nodes, comps, p.member_max_distance, p.colour_max_distance)
+        where = "in Spark"
+    groups = _stage(spark, groups, run, "groups")
+    clock.lap(f"groups of {run.counts['pairs']} verified near-duplicate image pair(s), {where}")
+    return groups
 
 
 def curate(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:

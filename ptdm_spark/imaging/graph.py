@@ -3,6 +3,8 @@ graphs that fit on the driver, which is nearly all of them (a million images mak
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -32,3 +34,58 @@ def components(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             if np.array_equal(jumped, parent):
                 break
             parent = jumped
+
+
+def bounded_groups(n: int, a: np.ndarray, b: np.ndarray, rank: np.ndarray,
+                   near_kept: Callable[[int, np.ndarray], np.ndarray]) -> np.ndarray:
+    """Groups of nodes ``0..n-1`` joined by the edges (a[i], b[i]), none wider than ``near_kept``
+    allows: the kept node of each group is near every member, so chains cannot link far nodes.
+
+    Within each connected component, the unassigned node of smallest ``rank`` becomes a kept
+    node; its group is every unassigned node that is ``near_kept`` to it and reachable from it
+    through edges between such nodes; repeat until every node of the component is assigned.
+    Deterministic (ranks are distinct: the caller breaks ties).
+
+    Args:
+        n: number of nodes.
+        a, b: edge ends (node indices).
+        rank: (n,) order of preference for the kept node, smaller first.
+        near_kept: ``near_kept(k, nodes)`` -> bool array: which of ``nodes`` may share a group
+            kept by ``k`` (``k`` itself among them or not).
+
+    Returns:
+        (n,) the kept node of every node (itself for a kept node or a node without edges).
+    """
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    kept = np.arange(n)
+    if not len(a):
+        return kept
+    nodes, comp = components(a, b)
+    ends = np.concatenate([a, b])
+    order = np.argsort(np.concatenate([a, b]), kind="stable")
+    nbr = np.concatenate([b, a])[order]
+    start = np.searchsorted(ends[order], np.arange(n + 1))
+    by_comp = np.argsort(comp, kind="stable")
+    cuts = np.flatnonzero(np.diff(comp[by_comp])) + 1
+    rank = np.asarray(rank)
+    for members in np.split(nodes[by_comp], cuts):
+        members = members[np.argsort(rank[members], kind="stable")]
+        left = np.ones(len(members), bool)
+        where = {int(m): i for i, m in enumerate(members)}
+        while left.any():
+            k = int(members[np.argmax(left)])
+            ok = np.zeros(len(members), bool)
+            ok[left] = near_kept(k, members[left])
+            ok[where[k]] = True
+            seen, todo = {k}, [k]
+            while todo:
+                u = todo.pop()
+                for v in nbr[start[u]:start[u + 1]].tolist():
+                    i = where[v]
+                    if v not in seen and ok[i]:
+                        seen.add(v)
+                        todo.append(v)
+            for v in seen:
+                kept[v] = k
+                left[where[v]] = False
+    return kept

@@ -93,3 +93,76 @@ def bucket_pairs(hashes: np.ndarray, is_new: np.ndarray, max_distance: int) -> I
         ii, jj, jj_abs = ii[keep], jj[keep], jj_abs[keep]
         a, b = h[ii + s], h[jj_abs]
         yield np.minimum(a, b), np.maximum(a, b), d[ii, jj].astype(np.int32)
+
+
+THUMB_SIDE = 16  # cells a side of the colour thumbnail (``quality.colour_thumb``: 16 x 16 x Lab, 768 bytes)
+CHROMA_WEIGHT = 4.0  # a and b count four times L: a red and a blue folder of one shape must fall apart
+
+
+def _centred(thumbs: np.ndarray) -> np.ndarray:
+    """(n, 768) uint8 Lab thumbnails -> (n, 16, 16, 3) float: L minus its mean (brightness and
+    gamma shift it), a and b minus their neutral 128, weighted by ``CHROMA_WEIGHT``."""
+    t = np.asarray(thumbs, np.uint8).reshape(-1, THUMB_SIDE, THUMB_SIDE, 3).astype(np.float32)
+    t[..., 0] -= t[..., 0].mean(axis=(1, 2), keepdims=True)
+    t[..., 1:] = (t[..., 1:] - 128.0) * CHROMA_WEIGHT
+    return t
+
+
+def _one_way(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """1 - the best cosine of a's inner 14x14 cells against b's cells shifted by -1..1 cell."""
+    s = THUMB_SIDE
+    inner = a[:, 1:s - 1, 1:s - 1].reshape(len(a), -1)
+    inner = inner / (np.linalg.norm(inner, axis=1, keepdims=True) + 1.0)
+    best = np.full(len(a), -1.0, np.float32)
+    for dy in range(3):
+        for dx in range(3):
+            w = b[:, dy:dy + s - 2, dx:dx + s - 2].reshape(len(b), -1)
+            w = w / (np.linalg.norm(w, axis=1, keepdims=True) + 1.0)
+            best = np.maximum(best, (inner * w).sum(axis=1))
+    return 1.0 - best
+
+
+def colour_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance (0 = same, up to 2) between the colour thumbnails of pairs of images, row by row.
+
+    One minus the cosine of the two thumbnails as vectors of (L - mean L, 2a, 2b) over their cells,
+    the best over shifts of up to one cell (crops of a few per cent move content by that much),
+    the worse of the two directions. Invariant to brightness (L's mean is removed) and to contrast
+    (a cosine); a change of colour turns the chroma part around. Images that share a luminance
+    layout (a pHash) but differ in colour or in a detail of a sixteenth of their area are apart.
+
+    Args:
+        a, b: (n, 768) uint8 arrays (or n bytes objects of 768) of ``quality.colour_thumb``.
+    """
+    ta, tb = _centred(_as_rows(a)), _centred(_as_rows(b))
+    return np.maximum(_one_way(ta, tb), _one_way(tb, ta))
+
+
+def _as_rows(x) -> np.ndarray:
+    if isinstance(x, np.ndarray) and x.dtype == np.uint8:
+        return x.reshape(-1, THUMB_SIDE * THUMB_SIDE * 3)
+    return np.frombuffer(b"".join(bytes(v) for v in x), np.uint8).reshape(-1, THUMB_SIDE * THUMB_SIDE * 3)
+
+
+def near_kept(phash: np.ndarray, thumbs: np.ndarray, has_thumb: np.ndarray, pixel: np.ndarray,
+              member_max: int, colour_max: float):
+    """The bound of a near-duplicate group, for :func:`ptdm_spark.imaging.graph.bounded_groups`:
+    a node may join the group kept by ``k`` when it has ``k``'s pixels, or its pHash is within
+    ``member_max`` bits of ``k``'s and its colour thumbnail within ``colour_max`` of ``k``'s
+    (not checked when either has no thumbnail: images processed before thumbnails existed).
+
+    Args: per node: phash (int64), thumbs ((n, 768) uint8; any bytes where has_thumb is False),
+    has_thumb (bool), pixel (pixel SHA-256 strings).
+    """
+    u = np.asarray(phash, np.int64).view(np.uint64)
+
+    def fn(k: int, m: np.ndarray) -> np.ndarray:
+        close = np.bitwise_count(u[m] ^ u[k]) <= member_max
+        colour = np.ones(len(m), bool)
+        both = has_thumb[m] & has_thumb[k]
+        if both.any():
+            mm = m[both]
+            colour[both] = colour_distance(np.repeat(thumbs[k:k + 1], len(mm), 0), thumbs[mm]) <= colour_max
+        return (pixel[m] == pixel[k]) | (close & colour)
+
+    return fn

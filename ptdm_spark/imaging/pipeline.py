@@ -13,7 +13,7 @@ from ptdm_spark.imaging.decode import Limits, Rejected, decode
 # Keys of the record (the PROCESSED schema minus image_id).
 FIELDS = (
     "reason", "detail", "format", "width", "height", "channels", "bit_depth", "orientation",
-    "out_width", "out_height", "pixel_sha256", "phash", "dhash", "blur", "brightness", "contrast",
+    "out_width", "out_height", "pixel_sha256", "phash", "dhash", "colour_thumb", "blur", "brightness", "contrast",
     "entropy", "aspect_ratio", "channel_spread", "image", "encoding", "decoder_warnings",
 )
 
@@ -62,7 +62,7 @@ def process_image(data: bytes | None, params: Params) -> dict[str, Any]:
         rgb = normalize.to_rgb8(dec.pixels, params.background)
         _, grey = quality.working_grey(rgb)
         out.update(quality.scores(rgb))
-        out.update(phash=quality.phash(grey), dhash=quality.dhash(grey))
+        out.update(phash=quality.phash(grey), dhash=quality.dhash(grey), colour_thumb=quality.colour_thumb(rgb))
         final = normalize.apply_size_policy(rgb, params.size_policy, params.size, params.background)
         encoded = normalize.encode(final, params.out_format, params.quality)
     except (cv2.error, ValueError, RuntimeError) as exc:  # pixels OpenCV decoded but cannot process

@@ -66,3 +66,16 @@ def dhash(grey: np.ndarray) -> int:
     thumb = cv2.resize(grey, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
     return _bits_to_int64(thumb[:, :-1] > thumb[:, 1:])
 
+
+
+THUMB_SIDE = 16  # the colour thumbnail is THUMB_SIDE x THUMB_SIDE cells of CIE Lab
+
+
+def colour_thumb(rgb: np.ndarray) -> bytes:
+    """A 16x16 CIE Lab thumbnail (OpenCV's 8-bit Lab: L scaled to 0..255, a and b offset by 128),
+    768 bytes, cells row by row, L a b per cell: what a near-duplicate pair is checked on besides
+    its luminance hashes (see :func:`ptdm_spark.imaging.hashing.colour_distance`). 16 cells a side
+    see an emblem of a quarter of the image, which pHash's 8x8 lowest frequencies do not."""
+    small, _ = working_grey(rgb)
+    thumb = cv2.resize(small, (THUMB_SIDE, THUMB_SIDE), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(thumb, cv2.COLOR_RGB2Lab).tobytes()

@@ -23,9 +23,9 @@ from ptdm_spark.transforms.process import any_flag
 
 
 def phash_eligible(min_side: int, skip_flags: Sequence[str]) -> Column:
-    """Images whose pHash means something: big enough for the 32x32 hash thumbnail, and not
-    near-constant or low-information (their hashes are noise, and would chain unrelated images
-    into giant components)."""
+    """Images whose pHash means something: big enough for the 32x32 hash thumbnail, and without
+    the flags ``skip_flags`` (by default near_constant: the DCT of a flat image is noise). Low-
+    information images (logos, diagrams) take part: their pairs are checked on colour too."""
     return F.col("phash").isNotNull() & (F.least("width", "height") >= min_side) & ~any_flag(skip_flags)
 
 
@@ -58,17 +58,112 @@ def near_pairs(hashes: DataFrame, masks: Sequence[int], max_distance: int, parti
     return schemas.conform(pairs.withColumn("run_id", F.lit(run_id)), schemas.PHASH_PAIRS)
 
 
-def confirmed(pairs: DataFrame, hashes: DataFrame, confirm_above: int, dhash_max: int) -> DataFrame:
-    """The pairs (a, b, distance) that count as near duplicates: pHash distance at most
-    ``confirm_above``, or farther but confirmed by two images, one with each pHash, whose dHashes
-    are within ``dhash_max`` (``hashes``: phash, dhash of the eligible images)."""
-    sure = pairs.filter(F.col("distance") <= confirm_above).select("a", "b")
-    doubt = pairs.filter(F.col("distance") > confirm_above)
-    da = hashes.select(F.col("phash").alias("a"), F.col("dhash").alias("da"))
-    db = hashes.select(F.col("phash").alias("b"), F.col("dhash").alias("db"))
-    ok = (doubt.join(da, "a").join(db, "b")
-          .filter(F.bit_count(F.col("da").bitwiseXOR(F.col("db"))) <= dhash_max).select("a", "b").distinct())
-    return sure.unionByName(ok)
+def image_edges(pairs: DataFrame, eligible: DataFrame, confirm_above: int, dhash_max: int,
+                colour_max: float) -> DataFrame:
+    """Verified near-duplicate pairs of *images* (a < b, image ids) from the near pairs of their
+    pHashes, and from images that share one pHash.
+
+    A pair counts when its pHashes differ in at most ``confirm_above`` bits, or farther (up to
+    the search radius) with dHashes within ``dhash_max``; and when their colour thumbnails are
+    within ``colour_max`` (``hashing.colour_distance``). A pair with an image processed before
+    thumbnails existed (null ``colour_thumb``) is not checked on colour.
+
+    Args:
+        pairs: (a, b, distance) near pairs of distinct pHashes.
+        eligible: (image_id, phash, dhash, colour_thumb) of the images taking part.
+    """
+    def side(x: str) -> DataFrame:
+        return eligible.select(F.col("phash").alias(x), F.col("image_id").alias(f"id_{x}"),
+                               F.col("dhash").alias(f"d_{x}"), F.col("colour_thumb").alias(f"t_{x}"))
+
+    across = pairs.select("a", "b", "distance").join(side("a"), "a").join(side("b"), "b")
+    within = (side("a").join(side("b"), F.col("a") == F.col("b"))
+              .filter(F.col("id_a") < F.col("id_b")).withColumn("distance", F.lit(0)))
+    cols = ["id_a", "id_b", "t_a", "t_b"]
+    cand = (across.select(*cols, "distance", "d_a", "d_b").unionByName(within.select(*cols, "distance", "d_a", "d_b"))
+            .filter((F.col("distance") <= confirm_above)
+                    | (F.bit_count(F.col("d_a").bitwiseXOR(F.col("d_b"))) <= dhash_max))
+            .select(*cols))
+    checked = cand.mapInPandas(_colour_check(colour_max), "a string, b string")
+    return checked.select(F.least("a", "b").alias("a"), F.greatest("a", "b").alias("b")).distinct()
+
+
+def _colour_check(colour_max: float):
+    """mapInPandas: (id_a, id_b, t_a, t_b) -> the (a, b) whose thumbnails are within ``colour_max``
+    (or that lack one)."""
+    import pandas as pd
+
+    from ptdm_spark.imaging import hashing
+
+    def fn(batches):
+        for df in batches:
+            ok = df["t_a"].isna().to_numpy() | df["t_b"].isna().to_numpy()
+            both = ~ok
+            if both.any():
+                ok[both] = hashing.colour_distance(df["t_a"][both].tolist(), df["t_b"][both].tolist()) <= colour_max
+            yield pd.DataFrame({"a": df["id_a"][ok].to_numpy(), "b": df["id_b"][ok].to_numpy()})
+
+    return fn
+
+
+GROUP_NODES = "image_id string, pixels long, phash long, colour_thumb binary, pixel_sha256 string"
+
+
+def bounded_groups(edges, nodes, member_max: int, colour_max: float):
+    """pandas (a, b) edges and (GROUP_NODES) nodes of one graph -> pandas (image_id, kept_id):
+    groups whose kept image (largest resolution, then smallest id) is near every member
+    (:func:`ptdm_spark.imaging.graph.bounded_groups`, :func:`ptdm_spark.imaging.hashing.near_kept`)."""
+    import numpy as np
+    import pandas as pd
+
+    from ptdm_spark.imaging import graph, hashing
+
+    if nodes["phash"].dtype.kind != "i":  # a float64 pHash has lost its low bits: distances would be wrong
+        raise TypeError(f"bounded_groups: phash must be an integer column, not {nodes['phash'].dtype}")
+    nodes = nodes.sort_values(["pixels", "image_id"], ascending=[False, True]).reset_index(drop=True)
+    index = pd.Index(nodes["image_id"])
+    has = nodes["colour_thumb"].notna().to_numpy()
+    blank = bytes(hashing.THUMB_SIDE * hashing.THUMB_SIDE * 3)
+    thumbs = hashing._as_rows([t if h else blank for t, h in zip(nodes["colour_thumb"], has)])
+    near = hashing.near_kept(nodes["phash"].to_numpy(np.int64), thumbs, has, nodes["pixel_sha256"].to_numpy(),
+                             member_max, colour_max)
+    kept = graph.bounded_groups(len(nodes), index.get_indexer(edges["a"]), index.get_indexer(edges["b"]),
+                                np.arange(len(nodes)), near)
+    return pd.DataFrame({"image_id": nodes["image_id"], "kept_id": nodes["image_id"].to_numpy()[kept]})
+
+
+def groups_in_memory(edges: DataFrame, nodes: DataFrame, member_max: int, colour_max: float) -> DataFrame:
+    """:func:`bounded_groups` of the whole graph on the driver: (image_id, kept_id) of every image
+    with an edge. For a few million edges at most."""
+    e = edges.select("a", "b").toPandas()
+    ids = edges.select(F.col("a").alias("image_id")).union(edges.select("b")).distinct()
+    n = nodes.join(ids, "image_id", "left_semi").toPandas()
+    out = bounded_groups(e, n, member_max, colour_max)
+    return edges.sparkSession.createDataFrame(out, "image_id string, kept_id string")
+
+
+def groups_in_spark(edges: DataFrame, nodes: DataFrame, node_comp: DataFrame, member_max: int,
+                    colour_max: float) -> DataFrame:
+    """:func:`bounded_groups` per connected component (``node_comp``: node, comp), in Spark tasks.
+
+    Nodes and edges of a component meet through ``cogroup``, each side keeping its own types: in
+    one frame with nulls for the other side's columns, pandas would turn the 64-bit pHashes into
+    float64 and lose their low bits (two hashes 24 bits apart came out 15 apart).
+    """
+    comp = node_comp.select(F.col("node").alias("image_id"), "comp")
+    # Both sides come from ``comp``: a fresh alias of the key on each, or cogroup finds it ambiguous.
+    n = nodes.join(comp, "image_id").select(F.col("comp").alias("comp"), *[c.split()[0] for c in GROUP_NODES.split(", ")])
+    e = edges.join(comp.withColumnRenamed("image_id", "a"), "a").select(F.col("comp").alias("comp"), "a", "b")
+
+    def per_component(nodes_pd, edges_pd):
+        if nodes_pd.empty:
+            import pandas as pd
+
+            return pd.DataFrame({"image_id": pd.Series([], dtype=object), "kept_id": pd.Series([], dtype=object)})
+        return bounded_groups(edges_pd[["a", "b"]], nodes_pd.drop(columns="comp"), member_max, colour_max)
+
+    return (n.groupBy("comp").cogroup(e.groupBy("comp"))
+            .applyInPandas(per_component, "image_id string, kept_id string"))
 
 
 def components(edges: DataFrame, checkpoint: Callable[[DataFrame, int], DataFrame],
@@ -129,12 +224,12 @@ def _small_star(e: DataFrame) -> DataFrame:
     return _undirected(rewired.unionByName(low.select(F.col("u").alias("a"), F.col("m").alias("b"))))
 
 
-def members(images: DataFrame, node_comp: DataFrame | None, eligible: Column | None, pixel: bool) -> DataFrame:
+def members(images: DataFrame, groups: DataFrame | None, eligible: Column | None, pixel: bool) -> DataFrame:
     """Every image with its component key.
 
-    Images eligible for pHash matching belong to the component of their hash (``node_comp``; a
-    hash without near pairs is its own component, so identical hashes always meet). The others
-    are grouped by identical pixels (or stand alone when the pixel method is off).
+    Images eligible for near-duplicate matching belong to the group of their kept image
+    (``groups``: image_id, kept_id; an image without a verified pair is its own group). The
+    others are grouped by identical pixels (or stand alone when the pixel method is off).
     """
     alone = F.concat(F.lit("x:"), F.col("pixel_sha256")) if pixel else F.concat(F.lit("i:"), F.col("image_id"))
     df = images
@@ -142,12 +237,11 @@ def members(images: DataFrame, node_comp: DataFrame | None, eligible: Column | N
         comp = alone
     else:
         df = df.withColumn("_eligible", eligible)
-        if node_comp is not None:
-            df = df.join(node_comp.select(F.col("node").alias("phash"), F.col("comp").alias("_comp")), "phash", "left")
+        if groups is not None:
+            df = df.join(groups.select("image_id", F.col("kept_id").alias("_kept")), "image_id", "left")
         else:
-            df = df.withColumn("_comp", F.lit(None).cast("long"))
-        comp = F.when(F.col("_eligible"), F.concat(F.lit("p:"), F.coalesce("_comp", "phash").cast("string"))) \
-            .otherwise(alone)
+            df = df.withColumn("_kept", F.lit(None).cast("string"))
+        comp = F.when(F.col("_eligible"), F.concat(F.lit("p:"), F.coalesce("_kept", "image_id"))).otherwise(alone)
     return df.withColumn("comp", comp)
 
 

@@ -23,12 +23,13 @@ def _flip(h: int, bits) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
-def _image(image_id: str, phash: int, *, label=None, side=64, pixel=None, flags=(), source_split=None, dhash=0):
+def _image(image_id: str, phash: int, *, label=None, side=64, pixel=None, flags=(), source_split=None, dhash=0,
+           thumb=None):
     now = dt.datetime(2026, 1, 1)
     return dict(image_id=image_id, label=label, labels=[label] if label else [], source_split=source_split,
                 source_uri=f"file:/src/{image_id}.png", source_count=1, format="png", width=side, height=side,
                 channels=3, bit_depth=8, orientation=1, out_width=side, out_height=side,
-                pixel_sha256=pixel or f"px-{image_id}", phash=phash, dhash=dhash, blur=100.0, brightness=0.5,
+                pixel_sha256=pixel or f"px-{image_id}", phash=phash, dhash=dhash, colour_thumb=thumb, blur=100.0, brightness=0.5,
                 contrast=0.2, entropy=6.0, aspect_ratio=1.0, channel_spread=20.0, flags=list(flags),
                 image=b"png", encoding="png", run_id="setup", processed_at=now)
 
@@ -157,6 +158,43 @@ def test_meaningless_hashes_are_matched_by_pixels_only(spark, cfg):
     _stage(spark, cfg, ds, "dedupe")
     dups = {(r.image_id, r.kept_id, r.method) for r in _table(spark, cfg, ds, "duplicates").collect()}
     assert dups == {("same2", "same1", "pixel"), ("ok2", "ok1", "phash")}
+
+
+def _thumb(rgb_colour) -> bytes:
+    """The colour thumbnail of a real drawing: a disc of ``rgb_colour`` on white."""
+    from ptdm_spark.imaging import quality
+    from ptdm_spark.imaging.cv import cv2
+
+    img = np.full((96, 96, 3), 255, np.uint8)
+    cv2.circle(img, (48, 48), 30, rgb_colour, -1)
+    return quality.colour_thumb(img)
+
+
+def test_pairs_are_checked_on_colour_and_groups_never_chain_past_the_bound(spark, cfg):
+    """Near pHashes of differently coloured drawings are not duplicates; low-information images
+    are matched like the others; a chain of pHashes 8 bits apart splits into groups whose kept
+    image is within member_max_distance (20) of every member: the old transitive rule made one
+    component of x0..x4 (32 bits end to end). The driver and the Spark way agree."""
+    p = cfg.dedupe.phash
+    assert (p.member_max_distance, p.confirm_above) == (20, 10)
+    ds = "near_colour"
+    h = 0x0F0F0F0F0F0F0F0F
+    red, blue = _thumb((220, 30, 30)), _thumb((30, 30, 220))
+    steps = [_flip(h, range(8 * i)) for i in range(5)]  # x_i is 8 i bits from x0, 8 bits from x_(i-1)
+    g = 0x3C3C3C3C3C3C3C3C
+    _add_images(spark, cfg, ds, [
+        *[_image(f"x{i}", steps[i], side=100 - i, thumb=red) for i in range(5)],
+        _image("red", g, side=90, thumb=red), _image("blue", _flip(g, [1, 2]), thumb=blue),
+        _image("logo1", ~h, side=90, thumb=red, flags=["low_information"]),
+        _image("logo2", _flip(~h, [3, 4, 5, 6]), thumb=red, flags=["low_information"]),
+    ])
+    expected = {("x1", "x0", 8), ("x2", "x0", 16), ("x4", "x3", 8), ("logo2", "logo1", 4)}
+    _stage(spark, cfg, ds, "dedupe")
+    got = {(r.image_id, r.kept_id, r.distance) for r in _table(spark, cfg, ds, "duplicates").collect()}
+    assert got == expected
+    in_spark = dataclasses.replace(cfg, dedupe=dataclasses.replace(cfg.dedupe, driver_components_max_edges=0))
+    _stage(spark, in_spark, ds, "dedupe")
+    assert {(r.image_id, r.kept_id, r.distance) for r in _table(spark, cfg, ds, "duplicates").collect()} == expected
 
 
 def test_label_conflicts_list_components_with_several_labels(spark, cfg):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ptdm_spark.imaging import graph
 from ptdm_spark.imaging.graph import components
 
 pytestmark = pytest.mark.unit
@@ -48,3 +49,77 @@ def test_random_graphs_match_breadth_first_search():
 def test_self_loops_and_repeated_edges():
     nodes, comp = components(np.array([5, 5, 9, 9]), np.array([5, 9, 5, 9]))
     assert nodes.tolist() == [5, 9] and comp.tolist() == [5, 5]
+
+
+def _brute_groups(n, edges, rank, near):
+    """bounded_groups written the slow way: repeatedly take the best unassigned node, grow its
+    group by breadth-first search over edges between unassigned nodes near it."""
+    adj = {i: set() for i in range(n)}
+    for a, b in edges:
+        adj[a].add(b)
+        adj[b].add(a)
+    kept, left = list(range(n)), set(range(n))
+    comp_of = {}
+    for s in range(n):  # connected components, to pick the best node per component in turn
+        if s in comp_of:
+            continue
+        stack, comp_of[s] = [s], s
+        while stack:
+            u = stack.pop()
+            for v in adj[u]:
+                if v not in comp_of:
+                    comp_of[v] = s
+                    stack.append(v)
+    while left:
+        k = min(left, key=lambda x: rank[x])
+        group, stack = {k}, [k]
+        while stack:
+            u = stack.pop()
+            for v in adj[u]:
+                if v in left and v not in group and near(k, v):
+                    group.add(v)
+                    stack.append(v)
+        for v in group:
+            kept[v] = k
+        left -= group
+    return kept
+
+
+def test_bounded_groups_never_chain_past_the_bound():
+    """A path of points 10 apart on a line, bound 15 from the kept point: pairs, not one chain."""
+    pos = np.arange(6) * 10
+    a, b = np.arange(5), np.arange(1, 6)
+    kept = graph.bounded_groups(6, a, b, np.arange(6), lambda k, m: np.abs(pos[m] - pos[k]) <= 15)
+    assert kept.tolist() == [0, 0, 2, 2, 4, 4]
+
+
+def test_bounded_groups_equal_the_slow_way_on_random_graphs():
+    rng = np.random.default_rng(8)
+    for _ in range(60):
+        n = int(rng.integers(2, 40))
+        pos = rng.uniform(0, 100, n)
+        e = [(i, j) for i in range(n) for j in range(i + 1, n) if abs(pos[i] - pos[j]) < 12 and rng.random() < 0.7]
+        rank = rng.permutation(n)
+        bound = float(rng.uniform(5, 30))
+        a = np.array([x for x, _ in e], np.int64)
+        b = np.array([y for _, y in e], np.int64)
+        got = graph.bounded_groups(n, a, b, rank, lambda k, m, pos=pos, bound=bound: np.abs(pos[m] - pos[k]) <= bound)
+        assert got.tolist() == _brute_groups(n, e, rank, lambda k, v, pos=pos, bound=bound: abs(pos[v] - pos[k]) <= bound)
+        assert all(abs(pos[i] - pos[got[i]]) <= bound for i in range(n))
+
+
+def test_bounded_groups_of_a_dataframe_keep_64_bit_hashes_exact():
+    """x3 is 24 pHash bits from x0, beyond member_max_distance (20): two groups. As float64 (what a
+    pandas column with nulls becomes) the two hashes would look 15 bits apart and join: refused."""
+    import pandas as pd
+
+    from ptdm_spark.transforms.dedupe import bounded_groups
+
+    h = 0x0F0F0F0F0F0F0F0F
+    nodes = pd.DataFrame({"image_id": ["x0", "x3"], "pixels": [200, 100], "phash": [h, h ^ ((1 << 24) - 1)],
+                          "colour_thumb": [None, None], "pixel_sha256": ["p0", "p3"]})
+    edges = pd.DataFrame({"a": ["x0"], "b": ["x3"]})
+    got = bounded_groups(edges, nodes, 20, 0.2)
+    assert dict(zip(got["image_id"], got["kept_id"])) == {"x0": "x0", "x3": "x3"}
+    with pytest.raises(TypeError):
+        bounded_groups(edges, nodes.astype({"phash": "float64"}), 20, 0.2)

@@ -108,3 +108,60 @@ def test_cost_model_prefers_longer_keys_at_a_million():
     classic = hashing.expected_comparisons(1_000_000, 10, 11)
     wider = hashing.expected_comparisons(1_000_000, 10, 12)
     assert wider < classic / 3
+
+
+def _reference_colour_distance(x: bytes, y: bytes) -> float:
+    """colour_distance written out cell by cell, for one pair (the independent reference)."""
+    s, w = 16, 4.0
+
+    def centred(t):
+        t = np.frombuffer(t, np.uint8).reshape(s, s, 3).astype(np.float64)
+        out = np.empty_like(t)
+        out[..., 0] = t[..., 0] - t[..., 0].mean()
+        out[..., 1:] = (t[..., 1:] - 128) * w
+        return out
+
+    def one_way(p, q):
+        best = -1.0
+        inner = p[1:s - 1, 1:s - 1].ravel()
+        for dy in range(3):
+            for dx in range(3):
+                win = q[dy:dy + s - 2, dx:dx + s - 2].ravel()
+                cos = float(inner @ win) / ((np.linalg.norm(inner) + 1) * (np.linalg.norm(win) + 1))
+                best = max(best, cos)
+        return 1 - best
+
+    p, q = centred(x), centred(y)
+    return max(one_way(p, q), one_way(q, p))
+
+
+def test_colour_distance_equals_the_cell_by_cell_reference():
+    rng = np.random.default_rng(4)
+    a = [rng.integers(0, 256, 768, dtype=np.uint8).tobytes() for _ in range(20)]
+    b = [rng.integers(0, 256, 768, dtype=np.uint8).tobytes() for _ in range(20)]
+    got = hashing.colour_distance(a, b)
+    want = [_reference_colour_distance(x, y) for x, y in zip(a, b)]
+    assert np.allclose(got, want, atol=1e-4)
+
+
+def test_colour_distance_keeps_copies_and_parts_recoloured_shapes():
+    """A real shape drawn in red: its brighter, JPEG and 4 %-cropped copies stay within the
+    configured colour_max_distance; the same shape in blue or in green does not (all share the
+    red drawing's luminance layout closely enough for pHash)."""
+    from ptdm_spark.config import load_config
+    from ptdm_spark.imaging import quality
+    from ptdm_spark.imaging.cv import cv2
+
+    limit = load_config().dedupe.phash.colour_max_distance
+    img = np.full((128, 128, 3), 255, np.uint8)
+    cv2.circle(img, (64, 64), 40, (220, 30, 30), -1)  # RGB
+    cv2.rectangle(img, (20, 90), (108, 110), (120, 60, 20), -1)
+    thumb = quality.colour_thumb
+    copies = [np.clip(img.astype(np.int16) + 30, 0, 255).astype(np.uint8),
+              cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 30])[1], cv2.IMREAD_COLOR),
+              img[5:123, 5:123]]
+    blue = img[..., ::-1].copy()
+    green = img[..., [1, 0, 2]].copy()
+    d = hashing.colour_distance([thumb(img)] * 5, [thumb(c) for c in copies] + [thumb(blue), thumb(green)])
+    assert (d[:3] <= limit).all(), d
+    assert (d[3:] > limit).all(), d
