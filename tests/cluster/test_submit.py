@@ -51,8 +51,8 @@ def test_spark_submit_on_standalone_over_hdfs_matches_local(hdfs, spark_cluster,
     assert proc.returncode == 0, err[-3000:]
     assert "accounting adds up" in out
     # the same numbers as the local run of the same folder (tests/spark/test_pipeline.py)
-    assert accounting(out) == {"objects": 14, "raw": 13, "images": 6, "process_rejects": 6,
-                               "duplicates": 1, "curated": 4}
+    assert accounting(out) == {"objects": 14, "raw": 14, "images": 6, "process_rejects": 7,
+                               "duplicates": 1, "curated": 4}  # notes.txt is read, then not_image
 
 
 def test_worker_killed_during_process_stage(hdfs, spark_cluster, ptdm, tmp_path):
