@@ -178,7 +178,7 @@ def pipeline(folder: Path, lakehouse: Path, extra: list[str], events: Path | Non
     stages = {m.group(1): float(m.group(2)) for m in re.finditer(r"^\[(\w+)\] succeeded in ([\d.]+)s", err, re.M)}
     images = int(re.search(r"in images\s+(\d+)", out).group(1))
     return {"wall": wall, "stages": stages, "images": images, "output": out, "startup": first_stage[0] if first_stage else 0.0,
-            "laps": re.findall(r"^\[\w+\] .*\([\d.]+s\)$", err, re.M),
+            "laps": re.findall(r"^\[\w+\] .*\([\d.]+s(?:, [^)]*)?\)$", err, re.M),  # "(12.3s)" or "(12.3s, 584 images/s)"
             "jvm_peak_mb": sampler.jvm_peak / 2**20, "worker_peak_mb": sampler.worker_peak / 2**20,
             "workers_sum_peak_mb": sampler.workers_sum_peak / 2**20}
 
