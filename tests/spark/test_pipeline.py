@@ -297,5 +297,5 @@ def test_unwritable_lakehouse_is_one_clear_error_and_no_commit(tmp_path):
     proc = run_cli("run", str(tmp_path / "src"), "--dataset", "ro", *sets)
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower()]
-    assert len(errors) == 1 and "not writable" in errors[0], proc.stderr[-2000:]
+    assert len(errors) == 1 and "is not a folder" in errors[0], proc.stderr[-2000:]  # checked before anything is created
     assert blocker.read_text() == "x"
