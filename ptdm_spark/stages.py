@@ -174,7 +174,8 @@ def ingest(spark: "SparkSession", cfg: Config, run: Run, inputs: IngestInputs) -
     metrics = _write(spark, run, "raw_images", t_ingest.raw_images(objects, run.run_id), ("source_uri", "image_id"))
     clock.lap("read the files and wrote raw_images")
     if manifest is not None:
-        differ = _stored_labels_differ(spark, run, read, inputs.manifest)
+        stored = spark.read.format("delta").load(run.table_path("raw_images")).select("source_uri", "label")
+        differ = sources.labels_that_differ(read.keys, inputs.manifest, stored)
         run.counts.update(manifest_rows=manifest.rows, manifest_matched=manifest.matched,
                           manifest_unmatched=manifest.unmatched, manifest_conflicting=manifest.conflicting,
                           unlabelled=manifest.unlabelled, labels_differ=differ)
@@ -207,19 +208,6 @@ def ingest(spark: "SparkSession", cfg: Config, run: Run, inputs: IngestInputs) -
                       rejected=sum(reasons.values()), **{f"rejected_{k}": v for k, v in reasons.items()})
     report.ingest_summary(run.counts, reasons)
     return run.counts
-
-
-def _stored_labels_differ(spark: "SparkSession", run: Run, read: sources.Read, manifest: "DataFrame") -> int:
-    """Objects of this run already in raw_images with a label other than the manifest's (a rerun
-    with a corrected manifest: ingest never rewrites a stored row)."""
-    from pyspark.sql import functions as F
-
-    wanted = (sources.apply_manifest(read.keys.select("source_uri", "rel_path", *[
-        F.lit(None).cast(f.dataType).alias(f.name) for f in schemas.OBJECTS.fields
-        if f.name not in ("source_uri", "rel_path")]), manifest)
-        .filter(F.col("label").isNotNull()).select("source_uri", F.col("label").alias("wanted")))
-    stored = spark.read.format("delta").load(run.table_path("raw_images")).select("source_uri", "label")
-    return stored.join(wanted, "source_uri").filter(~F.col("label").eqNullSafe(F.col("wanted"))).count()
 
 
 def process(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:

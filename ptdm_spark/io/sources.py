@@ -483,6 +483,18 @@ def apply_manifest(objects: "DataFrame", manifest: "DataFrame") -> "DataFrame":
     return out.select(*schemas.OBJECTS.fieldNames(), "source_split")
 
 
+def labels_that_differ(keys: "DataFrame", manifest: "DataFrame", stored: "DataFrame") -> int:
+    """How many objects (``keys``: source_uri, rel_path) are stored (``stored``: source_uri, label)
+    with another label than the manifest gives them (a rerun with a corrected manifest: ingest
+    never rewrites a stored row)."""
+    from pyspark.sql import functions as F
+
+    wanted = (_match(keys, _manifest_keys(manifest))
+              .select("source_uri", F.coalesce("label_rel", "label_abs").alias("wanted"))
+              .filter(F.col("wanted").isNotNull()))
+    return stored.join(wanted, "source_uri").filter(~F.col("label").eqNullSafe(F.col("wanted"))).count()
+
+
 @dataclass(frozen=True)
 class ManifestReport:
     """How a manifest met the objects it labels."""
