@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ptdm_spark import __version__
 from ptdm_spark.config import Config
 from ptdm_spark.io import delta
+from ptdm_spark.session import pid_alive
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -77,7 +78,7 @@ class Run:
         if delta.is_delta_table(spark, path):
             stale = (spark.read.format("delta").load(path).filter("status = 'running'")
                      .select("run_id", "host", "pid").collect())
-            dead = [r.run_id for r in stale if r.host == _host() and r.pid is not None and not _alive(r.pid)]
+            dead = [r.run_id for r in stale if r.host == _host() and r.pid is not None and not pid_alive(r.pid)]
             if dead:
                 from delta.tables import DeltaTable
                 from pyspark.sql import functions as F
@@ -126,16 +127,6 @@ def _host() -> str:
     import socket
 
     return socket.gethostname()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True
-    return True
 
 
 def _user() -> str:

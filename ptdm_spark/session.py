@@ -137,7 +137,7 @@ def read_server_state(catalog: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     pids = [state.get("connect_pid"), state.get("metastore_pid")]
-    if not all(isinstance(p, int) and _alive(p) for p in pids):
+    if not all(isinstance(p, int) and pid_alive(p) for p in pids):
         return None
     return state
 
@@ -158,12 +158,13 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while a process with this id exists on this host (also used by the runs ledger)."""
     try:
-        os.kill(pid, 0)
+        os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except (PermissionError, OverflowError, ValueError):
         return True
     return True
 
