@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ptdm_spark import progress, report, schemas, udfs
+from ptdm_spark import report, schemas, udfs
 from ptdm_spark.config import Config
 from ptdm_spark.errors import UsageError
 from ptdm_spark.imaging.pipeline import Params
 from ptdm_spark.io import delta, sources
+from ptdm_spark.pipeline.job import Clock, job, log  # noqa: F401 (the stages' plumbing)
+from ptdm_spark.pipeline.job import by as _by
+from ptdm_spark.pipeline.job import check_writable as _check_writable
+from ptdm_spark.pipeline.job import read_table as _read
+from ptdm_spark.pipeline.job import stage_frame as _stage
+from ptdm_spark.pipeline.job import write_table as _write
 from ptdm_spark.runs import Run
 from ptdm_spark.transforms import curate as t_curate
 from ptdm_spark.transforms import dedupe as t_dedupe
@@ -29,106 +32,6 @@ from ptdm_spark.transforms import process as t_process
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-class Clock:
-    """A line per step of a stage with the time it took (the stage's own profile), and images/s
-    where the step announced its images (``expect``); while a step runs, the job's progress
-    reporter (``spark.progress: ptdm``) shows how far it is."""
-
-    def __init__(self, stage: str):
-        self.stage, self.last, self.images = stage, time.monotonic(), None
-
-    def expect(self, images: int, tasks: int | None = None) -> None:
-        """The next step handles ``images`` images (in ``tasks`` tasks of its per-image Spark stage)."""
-        self.images = images
-        progress.expect(images, tasks)
-
-    def lap(self, what: str) -> None:
-        now = time.monotonic()
-        took = now - self.last
-        rate = f", {self.images / took:,.0f} images/s" if self.images and took > 0 else ""
-        progress.lap()
-        log(f"[{self.stage}] {what} ({took:.1f}s{rate})")
-        self.last, self.images = now, None
-
-
-# --- plumbing shared by the stages ---------------------------------------------------------------
-
-
-@contextmanager
-def job(spark: "SparkSession", cfg: Config, name: str, dataset: str, argv: list[str]) -> Iterator[Run]:
-    """A job run: commits stamped with its id; its ``runs`` row written however it ends."""
-    run = Run(job=name, dataset=dataset, config=cfg, args=argv)
-    start = time.monotonic()
-    log(f"[{name}] run {run.run_id}")
-    status = "failed"
-    run.begin(spark)
-    try:
-        with delta.commit_metadata(spark, run.commit_meta), progress.reporting(spark, name, cfg.spark.progress == "ptdm"):
-            yield run
-        status = "succeeded"
-    except UsageError:
-        status = "usage_error"
-        raise
-    finally:
-        run.counts["seconds"] = int(round(time.monotonic() - start))
-        try:
-            run.record(spark, status)
-        finally:
-            _drop_staging(spark, run)
-        log(f"[{name}] {status} in {time.monotonic() - start:.1f}s")
-
-
-def _staging(run: Run, name: str) -> str:
-    return f"{run.table_path('_staging')}/{run.run_id}/{name}"
-
-
-def _drop_staging(spark: "SparkSession", run: Run) -> None:
-    fs, path = sources.hadoop_fs(spark, f"{run.table_path('_staging')}/{run.run_id}")
-    if fs.exists(path):
-        fs.delete(path, True)
-
-
-def _stage(spark: "SparkSession", df: "DataFrame", run: Run, name: str) -> "DataFrame":
-    """Write ``df`` once to a staging Parquet folder and read it back: the expensive columns are
-    computed once, and every later read sees the same rows."""
-    path = _staging(run, name)
-    # Encoded image bytes do not compress: compressing them only costs CPU, twice.
-    df.write.mode("overwrite").option("compression", "none").parquet(path)
-    return spark.read.parquet(path)
-
-
-def _write(spark: "SparkSession", run: Run, table: str, df: "DataFrame", keys: tuple[str, ...],
-           **kw: Any) -> dict[str, int]:
-    """Merge ``df`` into ``table``, register it, note its version; returns the commit's metrics
-    (rows inserted, source rows...; empty when nothing changed), read from the Delta log rather
-    than by counting the data again."""
-    path = run.table_path(table)
-    delta.merge_into(spark, df, path, keys, **kw)
-    delta.register(spark, run.dataset, table, path)
-    version, metrics = delta.commit_of(spark, path, run.run_id)
-    run.output_versions[table] = version
-    return metrics
-
-
-def _read(spark: "SparkSession", run: Run, table: str, schema=None) -> "DataFrame":
-    path = run.table_path(table)
-    if not delta.is_delta_table(spark, path):
-        if schema is None:
-            raise UsageError(f"unknown dataset {run.dataset!r}: no {table} table at {path} "
-                             f"(run: ptdm ingest SOURCE --dataset {run.dataset})")
-        return spark.createDataFrame([], schema)
-    run.note_input(spark, table)
-    return spark.read.format("delta").load(path)
-
-
-def _by(df: "DataFrame", col: str) -> dict[str, int]:
-    return {str(r[0]): int(r[1]) for r in df.groupBy(col).count().collect()}
 
 
 # --- the stages ----------------------------------------------------------------------------------
@@ -451,21 +354,6 @@ def run_command(command: str, args: argparse.Namespace, cfg: Config, argv: list[
     if command == "run":
         report.accounting(spark, cfg, dataset)
     return 0
-
-
-def _check_writable(spark: "SparkSession", uri: str) -> None:
-    """Create and delete a probe file under the dataset: a read-only or broken lakehouse stops
-    the command with one line before any table is touched."""
-    import uuid
-
-    try:
-        fs, probe = sources.hadoop_fs(spark, f"{uri}/_probe-{uuid.uuid4().hex}")
-        fs.create(probe, True).close()
-        fs.delete(probe, False)
-    except Exception as exc:  # py4j carries the JVM's IOException (permission, not a folder, ...)
-        first = str(exc).strip().splitlines()
-        detail = next((ln for ln in first if "Exception" in ln), first[0] if first else type(exc).__name__)
-        raise UsageError(f"the lakehouse is not writable at {uri}: {detail.strip()[:200]}") from None
 
 
 def _precheck_sources(srcs: list[str]) -> None:

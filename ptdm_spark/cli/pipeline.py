@@ -1,0 +1,68 @@
+"""``ptdm ingest|process|dedupe|curate|run`` (the pipeline's stages, the same code as
+``spark-submit jobs/<stage>.py``) and ``ptdm upload`` (a local folder into HDFS)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from ptdm_spark.cli import base
+from ptdm_spark.config import Config
+
+STAGES = ("ingest", "process", "dedupe", "curate")
+
+
+def register(add: Callable[..., argparse.ArgumentParser]) -> dict[str, Callable[..., int]]:
+    """Add this group's commands to the parser; returns their handlers."""
+    p = add("ingest", "read sources into raw_images (bronze)",
+            "Read folders, archives, IDX and CIFAR files into <dataset>/raw_images: one row per source "
+            "object with its bytes and SHA-256. Unreadable or oversized objects go to rejects. "
+            "Rerunning on the same sources adds nothing.")
+    base.sources_arg(p)
+    base.dataset_arg(p)
+    p = add("process", "decode, validate, score and normalize into images (silver)",
+            "Decode every new raw image, validate it (rejects get a reason code), compute quality "
+            "scores and perceptual hashes, normalize to 8-bit RGB and re-encode into <dataset>/images.")
+    base.dataset_arg(p)
+    p = add("dedupe", "find duplicate images",
+            "Group images with identical normalized pixels (method pixel) and near duplicates "
+            "(method phash: pHashes within dedupe.phash.max_distance bits, checked on dHash and on a "
+            "16x16 colour thumbnail; every member within member_max_distance pHash bits and the "
+            "colour limit of its group's kept image, so chains never link unlike images). Keep one "
+            "per group (largest original resolution, then smallest image_id) and record the others "
+            "in <dataset>/duplicates. Only new pHashes are searched, against all.")
+    base.dataset_arg(p)
+    p = add("curate", "build the curated table with splits (gold)",
+            "Kept images (not duplicates, no excluded quality flag) with label and a deterministic "
+            "train/val/test split into <dataset>/curated.")
+    base.dataset_arg(p)
+    p = add("run", "all stages in order: ingest, process, dedupe, curate",
+            "Run ingest, process, dedupe and curate on SOURCE... and print the accounting.")
+    base.sources_arg(p)
+    base.dataset_arg(p)
+
+    p = add("upload", "copy a local folder of images into HDFS (WebHDFS; parallel, resumable)",
+            "Copy every file under LOCAL_DIR to HDFS_DIR over WebHDFS (landing.webhdfs_url). Files already "
+            "there with the same size are skipped, so a rerun finishes an interrupted upload. Then: "
+            "ptdm ingest hdfs://.../HDFS_DIR --dataset NAME")
+    p.add_argument("local_dir", metavar="LOCAL_DIR")
+    p.add_argument("hdfs_dir", metavar="HDFS_DIR", help="hdfs://host:port/path or /path")
+    return {**{s: _cmd_stage for s in (*STAGES, "run")}, "upload": _cmd_upload}
+
+
+def _cmd_stage(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
+    from ptdm_spark import stages
+
+    return stages.run_command(args.command, args, cfg, argv, base.session)
+
+
+def _cmd_upload(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
+    from ptdm_spark.io import landing
+
+    lc = cfg.landing
+    res = landing.upload(args.local_dir, args.hdfs_dir, lc.webhdfs_url, lc.user or landing.default_user(), lc.workers)
+    print(f"upload: {res.files} files: {res.uploaded} copied ({res.bytes / 1e6:.1f} MB), "
+          f"{res.skipped} already there, {res.failed} failed")
+    return 1 if res.failed else 0
+
+

@@ -1,0 +1,1 @@
+"""The jobs: the stages and the plumbing every job shares (``pipeline.job``)."""
