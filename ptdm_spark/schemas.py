@@ -22,7 +22,7 @@ from pyspark.sql.types import (
 )
 
 TABLES = ("raw_images", "images", "rejects", "duplicates", "label_conflicts", "phash_index", "phash_pairs",
-          "splits", "leakage", "curated", "runs")
+          "splits", "leakage", "curated", "runs", "fetch_log")
 
 
 def _s(*fields: tuple) -> StructType:
@@ -42,6 +42,19 @@ OBJECTS = _s(
     ("error_detail", StringType(), True),
 )
 
+# Where an image fetched by ``ptdm collect`` came from (NULL for files read by ingest).
+PROVENANCE = _s(
+    ("url", StringType(), True),
+    ("final_url", StringType(), True),  # after redirects
+    ("http_status", IntegerType(), True),
+    ("fetched_at", TimestampType(), True),
+    ("etag", StringType(), True),
+    ("last_modified", StringType(), True),
+    ("content_type", StringType(), True),
+    ("license", StringType(), True),
+    ("caption", StringType(), True),
+)
+
 RAW_IMAGES = _s(
     ("image_id", StringType(), False),
     ("source_uri", StringType(), False),
@@ -53,12 +66,28 @@ RAW_IMAGES = _s(
     ("source_modified_at", TimestampType(), True),
     ("run_id", StringType(), False),
     ("ingested_at", TimestampType(), False),
+    ("provenance", PROVENANCE, True),
+)
+
+# One row per HTTP try of ``ptdm collect`` (url, attempt and run_id are the key).
+FETCH_LOG = _s(
+    ("url", StringType(), False),
+    ("host", StringType(), True),
+    ("attempt", IntegerType(), False),  # 1-based over all runs
+    ("status", IntegerType(), True),  # the last HTTP status seen (after redirects)
+    ("reason", StringType(), True),  # NULL = success; else a reason code (rejects.reason)
+    ("error", StringType(), True),
+    ("elapsed_ms", LongType(), True),
+    ("final_url", StringType(), True),
+    ("bytes", LongType(), True),
+    ("started_at", TimestampType(), True),
+    ("run_id", StringType(), False),
 )
 
 REJECTS = _s(
     ("source_uri", StringType(), False),
     ("image_id", StringType(), True),
-    ("stage", StringType(), False),  # ingest | process
+    ("stage", StringType(), False),  # ingest | collect | process
     ("reason", StringType(), False),  # see imaging.reasons
     ("detail", StringType(), True),
     ("run_id", StringType(), False),

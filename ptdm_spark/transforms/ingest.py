@@ -42,6 +42,8 @@ def raw_images(objects: DataFrame, run_id: str, now: Column | None = None) -> Da
         .withColumn("run_id", F.lit(run_id))
         .withColumn("ingested_at", now if now is not None else F.current_timestamp())
     )
+    if "provenance" not in objects.columns:  # files: only ptdm collect knows a URL's provenance
+        out = out.withColumn("provenance", F.lit(None).cast(schemas.PROVENANCE))
     return schemas.conform(out, schemas.RAW_IMAGES)
 
 
