@@ -237,6 +237,36 @@ SPLIT_SOURCES = ("ignore", "keep")
 
 
 @dataclass(frozen=True)
+class CollectConfig:
+    user_agent: str
+    connect_timeout: float
+    read_timeout: float
+    attempts: int
+    max_attempts: int
+    backoff: float
+    max_retry_after: float
+    max_bytes: int
+    max_redirects: int
+    honour_robots: bool
+    per_host_connections: int
+    per_host_rate: float
+    threads: int
+    batch_urls: int
+    partitions: int
+
+    def __post_init__(self) -> None:
+        for name in ("attempts", "max_attempts", "per_host_connections", "threads", "batch_urls", "max_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"collect.{name}: must be at least 1")
+        for name in ("connect_timeout", "read_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"collect.{name}: must be positive (seconds)")
+        for name in ("backoff", "max_retry_after", "per_host_rate", "max_redirects", "partitions"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"collect.{name}: must not be negative")
+
+
+@dataclass(frozen=True)
 class CurateConfig:
     exclude_flags: tuple[str, ...]
     splits: Mapping[str, float]
@@ -291,6 +321,7 @@ class Config:
     ingest: IngestConfig
     process: ProcessConfig
     landing: LandingConfig
+    collect: CollectConfig
     dedupe: DedupeConfig
     curate: CurateConfig
     sql: SqlConfig

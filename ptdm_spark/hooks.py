@@ -5,7 +5,8 @@ that a slow machine outruns. With ``PTDM_PAUSE_AT=<point>`` and ``PTDM_PAUSE_DIR
 the environment (Spark's Python workers inherit the driver's), the code at that point creates
 ``<folder>/<point>.reached`` and waits until ``<folder>/<point>.go`` exists (at most
 ``PTDM_PAUSE_SECONDS``, default 600). Without these variables a pause point costs one
-environment lookup. Points: ``process.task`` (a process task, before its first image).
+environment lookup. Points: ``process.task`` (a process task, before its first image); ``collect.batch`` (the
+collect driver, between two committed batches).
 """
 
 from __future__ import annotations

@@ -298,6 +298,16 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def http_date(value: str | None) -> float | None:
+    """An HTTP date (``Last-Modified``) as epoch seconds; None when absent or unparseable."""
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
 def _robots_says_no(values: list[str]) -> bool:
     """``X-Robots-Tag: noai`` / ``noimageai`` (possibly ``bot: noai``, comma separated)."""
     for value in values:

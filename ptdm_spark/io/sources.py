@@ -414,6 +414,24 @@ def _cifar_names(spark, cifar: list[str], side_files, cfg: IngestConfig) -> tupl
     return ()
 
 
+def read_tabular(spark: "SparkSession", path: str, what: str) -> "DataFrame":
+    """A table in a file, by its extension: CSV with a header (RFC 4180: fields in double quotes
+    may hold commas, line breaks and doubled quotes), JSON lines, or Parquet (a file or a folder).
+    ``what`` starts the one-line error for any other extension."""
+    import os
+
+    low = path.lower().rstrip("/")
+    local = path if "://" in path else os.path.abspath(path)
+    if low.endswith(".csv"):
+        return (spark.read.option("header", "true").option("quote", '"').option("escape", '"')
+                .option("multiLine", "true").option("mode", "FAILFAST").csv(_escape_glob(local)))
+    if low.endswith((".jsonl", ".json", ".ndjson")):
+        return spark.read.json(_escape_glob(local))
+    if low.endswith(".parquet"):
+        return spark.read.parquet(_escape_glob(local))
+    raise UsageError(f"{what} must be .csv, .jsonl (JSON lines) or .parquet")
+
+
 def read_manifest(spark: "SparkSession", path: str) -> "DataFrame":
     """A manifest (csv with header, jsonl, parquet) with columns ``path`` and ``label`` (and an
     optional ``split``). CSV is read by RFC 4180: fields in double quotes may hold commas, line
@@ -424,19 +442,9 @@ def read_manifest(spark: "SparkSession", path: str) -> "DataFrame":
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    low = path.lower()
-    local = path if "://" in path else os.path.abspath(path)
-    if "://" not in path and not os.path.isfile(local):
+    if "://" not in path and not os.path.isfile(os.path.abspath(path)):
         raise UsageError(f"--labels {path}: no such manifest file (or use dirname / none)")
-    if low.endswith(".csv"):
-        df = (spark.read.option("header", "true").option("quote", '"').option("escape", '"')
-              .option("multiLine", "true").option("mode", "FAILFAST").csv(_escape_glob(local)))
-    elif low.endswith((".jsonl", ".json", ".ndjson")):
-        df = spark.read.json(_escape_glob(local))
-    elif low.endswith(".parquet"):
-        df = spark.read.parquet(_escape_glob(local))
-    else:
-        raise UsageError(f"--labels {path}: a manifest must be .csv, .jsonl or .parquet")
+    df = read_tabular(spark, path, f"--labels {path}: a manifest")
     missing = [c for c in ("path", "label") if c not in df.columns]
     if missing:
         raise UsageError(f"--labels {path}: the manifest has no column {missing[0]!r} (needs path and label)")
