@@ -267,6 +267,18 @@ class CollectConfig:
 
 
 @dataclass(frozen=True)
+class WatchConfig:
+    poll_seconds: int
+    max_files_per_batch: int
+    every: int
+
+    def __post_init__(self) -> None:
+        for name in ("poll_seconds", "max_files_per_batch", "every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"watch.{name}: must be at least 1")
+
+
+@dataclass(frozen=True)
 class CurateConfig:
     exclude_flags: tuple[str, ...]
     splits: Mapping[str, float]
@@ -322,6 +334,7 @@ class Config:
     process: ProcessConfig
     landing: LandingConfig
     collect: CollectConfig
+    watch: WatchConfig
     dedupe: DedupeConfig
     curate: CurateConfig
     sql: SqlConfig

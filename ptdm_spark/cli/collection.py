@@ -30,7 +30,22 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> dict[str, Callable[
     p.add_argument("--labels", choices=("auto", "column", "none"), default="auto",
                    help="labels from the list's label column (column), none, or auto (default): the column "
                         "when the list has one")
-    return {"collect": _cmd_collect}
+    p = add("watch", "ingest a landing folder continuously (Spark Structured Streaming)",
+            "Watch SOURCE (a local or hdfs:// folder) and ingest every file that arrives into <dataset>/raw_images, "
+            "micro-batch by micro-batch, with a checkpoint inside the dataset: a restarted watch goes on where it "
+            "stopped, and a batch replayed after a crash adds nothing. Labels from the parent folder name (as "
+            "ingest). Settings: watch.poll_seconds, watch.max_files_per_batch, watch.every. Ctrl-C stops.\n\n"
+            "  ptdm watch /data/landing --dataset web --then process,dedupe,curate\n"
+            "  ptdm watch hdfs://nn:8020/landing --dataset web --once")
+    p.add_argument("source", metavar="SOURCE", help="the landing folder (local path or hdfs:// URI)")
+    base.dataset_arg(p)
+    p.add_argument("--once", action="store_true",
+                   help="ingest what is there now, then stop (trigger availableNow)")
+    p.add_argument("--then", default="", metavar="STAGES",
+                   help="later stages to run after new images arrive, e.g. process,dedupe,curate")
+    p.add_argument("--labels", choices=("dirname", "none"), default="dirname",
+                   help="labels from the parent folder name (dirname, default) or none")
+    return {"collect": _cmd_collect, "watch": _cmd_watch}
 
 
 def _cmd_collect(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
@@ -51,4 +66,27 @@ def _cmd_collect(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
     check_writable(spark, cfg.lakehouse.table_path(dataset, "_staging"))
     with job(spark, cfg, "collect", dataset, argv) as run:
         collect.collect(spark, cfg, run, inputs)
+    return 0
+
+
+def _cmd_watch(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
+    from ptdm_spark.cli.pipeline import STAGES
+    from ptdm_spark.io import delta, sources
+    from ptdm_spark.pipeline import watch
+    from ptdm_spark.pipeline.job import check_writable, job
+
+    dataset = delta.check_dataset_name(args.dataset)
+    then = [s.strip() for s in args.then.split(",") if s.strip()]
+    unknown = [s for s in then if s not in STAGES[1:]]
+    if unknown:
+        raise UsageError(f"--then {args.then}: {unknown[0]!r} is not one of process, dedupe, curate")
+    if not sources.is_uri(args.source) and not os.path.isdir(args.source):
+        raise UsageError(f"no such folder: {args.source}")
+    spark = base.session(cfg)
+    (src,) = sources.resolve(spark, [args.source])
+    if not src.is_dir:
+        raise UsageError(f"{args.source} is a file: watch takes a folder")
+    check_writable(spark, cfg.lakehouse.table_path(dataset, "_staging"))
+    with job(spark, cfg, "watch", dataset, argv) as run:
+        watch.watch(spark, cfg, run, src, args.labels, args.once, then, argv)
     return 0

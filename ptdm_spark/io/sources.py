@@ -297,6 +297,17 @@ def _contents(spark: "SparkSession", files: list[tuple[str, int]], cfg: IngestCo
     return out
 
 
+def read_entries(spark: "SparkSession", entries: list[listing.Entry], cfg: IngestConfig, dirname: bool) -> "DataFrame":
+    """Listed image files as objects (``schemas.OBJECTS``), read as ingest reads them (any name)."""
+    from pyspark.sql import functions as F
+
+    rows = [(e.uri, e.rel_path, e.length, e.mtime_ms) for e in entries]
+    meta = spark.createDataFrame(rows, "path string, rel_path string, length long, mtime long")
+    contents = _contents(spark, [(e.uri, e.length) for e in entries], cfg, meta)
+    return _image_objects(contents.withColumn("modificationTime", (F.col("mtime").cast("double") / 1000)
+                                              .cast("timestamp")), dirname)
+
+
 def read_small(spark: "SparkSession", uri: str) -> bytes:
     """One small file's bytes, on the driver (labels files, CIFAR's meta)."""
     return listing.read_local(uri) if listing.is_local(uri) else read_hadoop(spark, uri)
