@@ -81,6 +81,8 @@ def accounting(spark: "SparkSession", cfg: "Config", dataset: str) -> dict[str, 
                   .groupBy("reason").count().collect()}
     proc_rej = {r["reason"]: r["count"] for r in rejects.filter(F.col("stage") == "process")
                 .groupBy("reason").count().collect()}
+    collect_rej = {r["reason"]: r["count"] for r in rejects.filter(F.col("stage") == "collect")
+                   .groupBy("reason").count().collect()}
     n = {
         "raw_objects": raw.count(),
         "raw_distinct": raw_ids.count(),
@@ -103,7 +105,9 @@ def accounting(spark: "SparkSession", cfg: "Config", dataset: str) -> dict[str, 
 
     _out()
     _out(f"accounting of dataset {dataset!r}")
-    _out(f"  source objects          {n['raw_objects'] + sum(ingest_rej.values()):>9}")
+    _out(f"  source objects          {n['raw_objects'] + sum(ingest_rej.values()) + sum(collect_rej.values()):>9}")
+    if collect_rej:  # URLs ptdm collect could not fetch
+        _out(f"    failed at collect     {sum(collect_rej.values()):>9}   ({_reasons(collect_rej)})")
     _out(f"    rejected at ingest    {sum(ingest_rej.values()):>9}   ({_reasons(ingest_rej)})")
     _out(f"    in raw_images         {n['raw_objects']:>9}   ({n['raw_distinct']} distinct contents; "
          f"{n['raw_objects'] - n['raw_distinct']} exact copies, sha256)")
@@ -118,5 +122,6 @@ def accounting(spark: "SparkSession", cfg: "Config", dataset: str) -> dict[str, 
     _out(f"  accounting {verdict}")
     if not (ok_raw and ok_img):
         print(f"warning: accounting of {dataset} does not add up: {n}", file=sys.stderr)
-    return {**n, "ok": ok_raw and ok_img, "ingest_rejects": ingest_rej, "process_rejects_by": proc_rej,
+    return {**n, "ok": ok_raw and ok_img, "ingest_rejects": ingest_rej, "collect_rejects": collect_rej,
+            "process_rejects_by": proc_rej,
             "duplicates_by": dup_by, "excluded_by": flags, "splits": splits}
