@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
@@ -39,11 +39,12 @@ class ImageServer:
         self.lock = threading.Lock()
         self.slow_seconds, self.hold_seconds = slow_seconds, hold_seconds
         self.extra: dict[str, tuple[int, dict[str, str], bytes]] = {}
-        self.by_host: dict[str, list[str]] = defaultdict(list)
+        self.agents: Counter[str] = Counter()  # User-Agent headers seen
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out at once (no 40 ms delayed-ACK stalls)
 
             def log_message(self, *a):  # quiet
                 pass
@@ -52,6 +53,7 @@ class ImageServer:
                 host = (self.headers.get("Host") or "").split(":")[0]
                 with server.lock:
                     server.requests[self.path] += 1
+                    server.agents[self.headers.get("User-Agent") or ""] += 1
                     server.in_flight[host] += 1
                     server.max_in_flight[host] = max(server.max_in_flight[host], server.in_flight[host])
                     n = server.requests[self.path]

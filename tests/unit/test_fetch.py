@@ -54,6 +54,13 @@ def test_each_planted_fault_gets_its_reason(server):
     assert b.started_at - a.started_at >= 0.95 and a.status == 429
 
 
+def test_the_configured_user_agent_is_sent():
+    with ImageServer() as s:
+        policy = fetch.Policy(**{**POLICY.__dict__, "user_agent": "ptdm-test/1.0"})
+        assert all(o.reason is None for o in fetch.fetch_all([s.url("/img/5.png")], policy, is_image))
+    assert dict(s.agents) == {"ptdm-test/1.0": 1}
+
+
 def test_permanent_and_transient():
     assert fetch.permanent("http_404") and fetch.permanent("robots") and fetch.permanent("not_image")
     assert not fetch.permanent("http_5xx") and not fetch.permanent("timeout") and not fetch.permanent(None)
