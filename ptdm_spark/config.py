@@ -326,6 +326,39 @@ class SqlConfig:
             raise ConfigError(f"sql.remote: {self.remote!r} is not sc://host:port, local or empty")
 
 
+OUTLIER_SCORES = ("blur", "brightness", "contrast", "entropy", "channel_spread", "aspect_ratio", "width", "height")
+
+
+@dataclass(frozen=True)
+class GalleryConfig:
+    per_section: int
+    largest_clusters: int
+    thumb_side: int
+
+    def __post_init__(self) -> None:
+        if self.per_section < 0 or self.largest_clusters < 0:
+            raise ConfigError("analysis.gallery: per_section and largest_clusters must be 0 or more")
+        if not 16 <= self.thumb_side <= 512:
+            raise ConfigError("analysis.gallery.thumb_side: must be 16..512 (pixels)")
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    outlier_scores: tuple[str, ...]
+    outlier_threshold: float
+    freshness_days: int
+    gallery: GalleryConfig
+
+    def __post_init__(self) -> None:
+        bad = [s for s in self.outlier_scores if s not in OUTLIER_SCORES]
+        if bad:
+            raise ConfigError(f"analysis.outlier_scores: unknown score {bad[0]!r} (known: {', '.join(OUTLIER_SCORES)})")
+        if self.outlier_threshold <= 0:
+            raise ConfigError("analysis.outlier_threshold: must be above 0 (a robust z-score)")
+        if self.freshness_days < 1:
+            raise ConfigError("analysis.freshness_days: must be at least 1")
+
+
 @dataclass(frozen=True)
 class Config:
     lakehouse: LakehouseConfig
@@ -338,6 +371,7 @@ class Config:
     dedupe: DedupeConfig
     curate: CurateConfig
     sql: SqlConfig
+    analysis: AnalysisConfig
     profile: str = "local"
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 

@@ -22,7 +22,7 @@ from pyspark.sql.types import (
 )
 
 TABLES = ("raw_images", "images", "rejects", "duplicates", "label_conflicts", "phash_index", "phash_pairs",
-          "splits", "leakage", "curated", "runs", "fetch_log")
+          "splits", "leakage", "curated", "runs", "fetch_log", "stats", "correlations", "outliers", "scorecard")
 
 
 def _s(*fields: tuple) -> StructType:
@@ -236,6 +236,54 @@ CURATED = _s(
     ("pixel_sha256", StringType(), False),
     ("source_uri", StringType(), False),
     ("flags", ArrayType(StringType()), False),
+    ("run_id", StringType(), False),
+)
+
+# The analysis tables (ptdm analyze): each row keyed by the Delta version of ``curated`` it analysed,
+# so analyses of several versions sit side by side.
+# scope: dataset | label | split | label_split | source | format | flag | reject_reason;
+# metric: count, share, <column>_<min|p5|p50|p95|max|mean|std>, channel_<mean|std>_<R|G|B>, ...
+STATS = _s(
+    ("curated_version", LongType(), False),
+    ("scope", StringType(), False),
+    ("key", StringType(), False),
+    ("metric", StringType(), False),
+    ("value", DoubleType(), True),
+    ("run_id", StringType(), False),
+)
+
+# method: pearson | spearman; a < b (column names).
+CORRELATIONS = _s(
+    ("curated_version", LongType(), False),
+    ("method", StringType(), False),
+    ("a", StringType(), False),
+    ("b", StringType(), False),
+    ("value", DoubleType(), True),
+    ("run_id", StringType(), False),
+)
+
+# Images anomalous within their label: robust z = 0.6745 (value - median) / mad, |z| > threshold.
+OUTLIERS = _s(
+    ("curated_version", LongType(), False),
+    ("image_id", StringType(), False),
+    ("score", StringType(), False),
+    ("label", StringType(), True),
+    ("value", DoubleType(), False),
+    ("median", DoubleType(), False),
+    ("mad", DoubleType(), False),
+    ("robust_z", DoubleType(), False),
+    ("source_uri", StringType(), True),
+    ("run_id", StringType(), False),
+)
+
+# One row per quality dimension: accuracy | completeness | consistency | reliability | timeliness.
+SCORECARD = _s(
+    ("curated_version", LongType(), False),
+    ("dimension", StringType(), False),
+    ("score", DoubleType(), False),
+    ("inputs", MapType(StringType(), DoubleType()), False),
+    ("formula", StringType(), False),
+    ("detail", StringType(), True),
     ("run_id", StringType(), False),
 )
 

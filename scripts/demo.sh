@@ -26,3 +26,7 @@ echo
 echo "# quality scores per label: the darkest, least detailed classes"
 echo "\$ ptdm sql \"SELECT label, round(avg(brightness),3) AS brightness, round(avg(entropy),2) AS entropy, round(avg(blur)) AS blur FROM fashion.images GROUP BY label ORDER BY brightness\""
 $PTDM sql "SELECT label, round(avg(brightness),3) AS brightness, round(avg(entropy),2) AS entropy, round(avg(blur)) AS blur FROM fashion.images GROUP BY label ORDER BY brightness" "${SETS[@]}" 2>/dev/null
+echo
+echo "# the analysis: statistics, the quality scorecard, outliers and the HTML report"
+echo "\$ ptdm analyze --dataset fashion"
+time $PTDM analyze --dataset fashion --conf fashion-mnist "$@"

@@ -10,7 +10,8 @@
 #    Maven into .jars/ (git-ignored; ptdm_spark/jars.py, also `ptdm setup`), so that no Spark
 #    session ever downloads anything at start;
 # 4. installs Debian's dataset-fashion-mnist (the README's main command) when it is missing and
-#    apt is available.
+#    apt is available;
+# 5. installs Debian's chromium (the report's browser test) when it is missing and apt is available.
 # A rerun with nothing changed takes a few seconds and changes nothing (stamp files in .venv/ and
 # .jars/ record what was done).
 set -euo pipefail
@@ -56,6 +57,17 @@ if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
       || echo "setup: warning: could not install dataset-fashion-mnist; the README's main command needs it"
   else
     echo "setup: note: dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist) — only the README's main command needs it"
+  fi
+fi
+# --- 5. a headless browser for the report test (ptdm analyze's report.html) --------------------
+if ! command -v chromium >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Debian's chromium (the report test renders report.html headless)"
+    (apt-get install -y -qq chromium >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }) \
+      || echo "setup: warning: could not install chromium; the report's browser test needs it"
+  else
+    echo "setup: note: chromium is not installed (apt-get install chromium) — only the report's browser test needs it"
   fi
 fi
 echo "setup: done. Try: .venv/bin/ptdm --help"

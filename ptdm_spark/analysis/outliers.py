@@ -1,0 +1,37 @@
+"""Images anomalous within their label: robust z-score (median / MAD) per score and per label."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+# 0.6745 = the 75th percentile of the standard normal: makes the MAD a consistent estimate of the
+# standard deviation, so the threshold reads like a z-score (Iglewicz & Hoaglin).
+MAD_SCALE = 0.6745
+
+
+def outliers(df: "DataFrame", scores: Sequence[str], threshold: float) -> "DataFrame":
+    """(image_id, score, label, value, median, mad, robust_z, source_uri) of every image whose
+    ``|0.6745 (value - median) / MAD|`` within its label exceeds ``threshold``. Labels whose MAD is
+    0 (half the values identical) have no outliers on that score: the rule is undefined there."""
+    from pyspark.sql import functions as F
+
+    out = None
+    for score in scores:
+        v = df.select("image_id", "label", "source_uri", F.col(score).cast("double").alias("value")).dropna(
+            subset=["value"])
+        med = v.groupBy("label").agg(F.percentile_approx("value", 0.5, 100000).alias("median"))
+        dev = v.join(med, v["label"].eqNullSafe(med["label"])).drop(med["label"]) \
+            .withColumn("dev", F.abs(F.col("value") - F.col("median")))
+        mad = dev.groupBy("label").agg(F.percentile_approx("dev", 0.5, 100000).alias("mad"))
+        z = (dev.join(mad, dev["label"].eqNullSafe(mad["label"])).drop(mad["label"])
+             .filter(F.col("mad") > 0)
+             .withColumn("robust_z", F.lit(MAD_SCALE) * (F.col("value") - F.col("median")) / F.col("mad"))
+             .filter(F.abs("robust_z") > threshold)
+             .select("image_id", F.lit(score).alias("score"), "label", "value", "median", "mad", "robust_z",
+                     "source_uri"))
+        out = z if out is None else out.unionByName(z)
+    return out

@@ -1,0 +1,74 @@
+"""Per-image pieces of ``ptdm analyze``: per-channel pixel sums (for exact dataset-wide channel
+means and stds) and small thumbnails for the report. numpy/OpenCV only; never raises for bad data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ptdm_spark.imaging.cv import cv2
+from ptdm_spark.imaging.decode import Limits, Rejected, decode
+
+
+def rgb01(data: bytes) -> np.ndarray | None:
+    """The image's pixels as float64 RGB in 0..1 (grey images become R = G = B, alpha dropped),
+    as a trainer's ``ToTensor`` after ``convert("RGB")`` sees them; None when it does not decode."""
+    if not data:
+        return None
+    try:
+        px = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return None
+    if px is None or px.size == 0:
+        return None
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(px.dtype, 1.0)
+    if px.ndim == 2:
+        px = np.repeat(px[:, :, None], 3, axis=2)
+    elif px.shape[2] == 1:
+        px = np.repeat(px, 3, axis=2)
+    else:
+        px = px[:, :, 2::-1]  # BGR(A) -> RGB
+    return px.astype(np.float64) / scale
+
+
+def channel_sums(data: bytes) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """(pixels, per-channel sum, per-channel sum of squares) of the normalized RGB values, or None.
+
+    Summed over many images these give the exact mean and std of every channel over all pixels
+    (``mean = S / n``, ``std = sqrt(Q / n - mean^2)``), with no sample.
+    """
+    px = rgb01(data)
+    if px is None:
+        return None
+    flat = px.reshape(-1, 3)
+    return flat.shape[0], flat.sum(axis=0), np.square(flat).sum(axis=0)
+
+
+def mean_std(n: float, s: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and (population) std from the sums of :func:`channel_sums`."""
+    mean = np.asarray(s, np.float64) / n
+    var = np.maximum(np.asarray(q, np.float64) / n - mean * mean, 0.0)
+    return mean, np.sqrt(var)
+
+
+THUMB_LIMITS = Limits(max_pixels=1 << 26, max_side=1 << 15, min_side=1)
+
+
+def thumbnail(data: bytes, side: int) -> bytes | None:
+    """A PNG of at most ``side`` pixels on its longest side, or None when the bytes do not decode
+    (a reject without pixels). Pixel bombs are refused by the header check before decoding."""
+    try:
+        px = decode(bytes(data or b""), THUMB_LIMITS).pixels
+    except (Rejected, cv2.error, ValueError):
+        return None
+    if px.dtype != np.uint8:
+        px = (px / 257).astype(np.uint8) if px.dtype == np.uint16 else np.clip(px * 255, 0, 255).astype(np.uint8)
+    h, w = px.shape[:2]
+    f = side / max(h, w)
+    if f < 1:
+        px = cv2.resize(px, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    elif f >= 2:  # tiny images (28x28) are scaled up by whole pixels, so they stay sharp
+        k = int(f)
+        px = cv2.resize(px, (w * k, h * k), interpolation=cv2.INTER_NEAREST)
+    ok, buf = cv2.imencode(".png", px)
+    return buf.tobytes() if ok else None

@@ -1,0 +1,312 @@
+"""ptdm analyze and ptdm preview on small datasets made here, against truths computed here:
+numpy's channel means, the curated table's counts, a planted outlier, planted problems that must
+lower the scorecard, a real re-run that must match the preview, and the report in a real browser."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.imagefiles import encode
+
+pytestmark = pytest.mark.spark
+
+RNG = np.random.default_rng(7)
+
+
+def bright(i: int) -> np.ndarray:
+    """A bright, noisy gradient (brightness ~0.75)."""
+    yy, xx = np.mgrid[0:40, 0:48]
+    base = 180 + 2 * i + (xx * 0.6) - 14
+    img = np.stack([base, base - 10 + yy * 0.3, base - 20], axis=2) + RNG.normal(0, 6, (40, 48, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def dark() -> np.ndarray:
+    img = bright(0).astype(np.int32) - 150
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def gradient(i: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:36, 0:36]
+    img = np.stack([xx * 7, yy * 7, (xx + yy + 9 * i) * 3 % 256], axis=2) + RNG.normal(0, 4, (36, 36, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write(folder: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        p = folder / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+
+
+def clean_files() -> tuple[dict[str, bytes], dict[str, np.ndarray]]:
+    files, arrays = {}, {}
+    for i in range(12):
+        a = bright(i)
+        files[f"bright/b{i}.png"] = encode(a)
+        arrays[f"bright/b{i}.png"] = a
+    for i in range(10):
+        a = gradient(i)
+        files[f"grad/g{i}.png"] = encode(a)
+        arrays[f"grad/g{i}.png"] = a
+    solid = np.zeros((32, 32, 3), np.uint8)
+    solid[:] = (10, 200, 90)
+    files["grad/solid.png"] = encode(solid)  # near_constant: flagged, excluded by default
+    arrays["grad/solid.png"] = solid
+    a = dark()
+    files["bright/dark.png"] = encode(a)  # the planted outlier within its label
+    arrays["bright/dark.png"] = a
+    return files, arrays
+
+
+def planted_files() -> dict[str, bytes]:
+    """The clean files plus: label conflicts (same pixels under another label), rejects, and
+    (set afterwards) stale modification times."""
+    files, _ = clean_files()
+    files = dict(files)
+    for i in range(3):
+        files[f"grad/conflict{i}.bmp"] = encode(bright(100 + i), ".bmp")
+        files[f"bright/conflict{i}.png"] = encode(bright(100 + i))
+    files["bright/trunc.png"] = encode(bright(50))[:200]
+    files["grad/notes.png"] = b"this is not an image"
+    files["grad/empty.png"] = b""
+    return files
+
+
+def run(ptdm, *args):
+    status, out = ptdm(*args)
+    assert status == 0, out
+    return out
+
+
+def table(spark, cfg, dataset, name):
+    return spark.read.format("delta").load(cfg.lakehouse.table_path(dataset, name))
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory, spark, cfg):
+    folder = tmp_path_factory.mktemp("ana-clean")
+    files, arrays = clean_files()
+    write(folder, files)
+    return folder, "ana_clean", arrays, files
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory, spark, cfg):
+    folder = tmp_path_factory.mktemp("ana-planted")
+    write(folder, planted_files())
+    old = 946684800  # 2000-01-01: older than analysis.freshness_days
+    for p in sorted(folder.rglob("*"))[::2]:
+        if p.is_file():
+            os.utime(p, (old, old))
+    return folder, "ana_planted"
+
+
+@pytest.fixture(scope="module")
+def analysed_clean(clean, spark, cfg, tmp_path_factory):
+    folder, dataset, arrays, files = clean
+    _run_pipeline(cfg, folder, dataset)
+    out_dir = tmp_path_factory.mktemp("report-clean")
+    from ptdm_spark.cli import main
+
+    status = main(["analyze", "--dataset", dataset, "--out", str(out_dir), *_sets(cfg)])
+    assert status == 0
+    return dataset, arrays, files, out_dir
+
+
+@pytest.fixture(scope="module")
+def analysed_planted(planted, spark, cfg):
+    folder, dataset = planted
+    _run_pipeline(cfg, folder, dataset)
+    from ptdm_spark.cli import main
+
+    assert main(["analyze", "--dataset", dataset, *_sets(cfg)]) == 0
+    return dataset
+
+
+def _sets(cfg, extra=()):
+    from tests.conftest import overrides_for
+
+    return [a for o in (*overrides_for(Path(cfg.lakehouse.root)), *extra) for a in ("--set", o)]
+
+
+def _run_pipeline(cfg, folder, dataset, extra=()):
+    from ptdm_spark.cli import main
+
+    assert main(["run", str(folder), "--dataset", dataset, *_sets(cfg, extra)]) == 0
+
+
+def _stats(spark, cfg, dataset, version=None):
+    df = table(spark, cfg, dataset, "stats")
+    if version is not None:
+        df = df.filter(f"curated_version = {version}")
+    return {(r.scope, r.key, r.metric): r.value for r in df.collect()}
+
+
+# --- known answers -----------------------------------------------------------------------------
+
+
+def test_channel_means_and_stds_equal_numpys(spark, cfg, analysed_clean):
+    dataset, arrays, files, _ = analysed_clean
+    curated = {r.image_id for r in table(spark, cfg, dataset, "curated").select("image_id").collect()}
+    by_id = {hashlib.sha256(files[rel]).hexdigest(): a for rel, a in arrays.items()}
+    assert curated <= set(by_id)
+    px = np.concatenate([by_id[i].reshape(-1, 3).astype(np.float64) / 255 for i in sorted(curated)])
+    st = _stats(spark, cfg, dataset)
+    for k, c in enumerate("RGB"):
+        assert abs(st[("dataset", "all", f"channel_mean_{c}")] - px[:, k].mean()) < 1e-6
+        assert abs(st[("dataset", "all", f"channel_std_{c}")] - px[:, k].std()) < 1e-6
+    # and per label
+    grad = np.concatenate([by_id[i].reshape(-1, 3).astype(np.float64) / 255 for i in sorted(curated)
+                           if any(by_id[i] is arrays[r] for r in arrays if r.startswith("grad/"))])
+    assert abs(st[("label", "grad", "channel_mean_G")] - grad[:, 1].mean()) < 1e-6
+    assert abs(st[("label", "grad", "channel_std_B")] - grad[:, 2].std()) < 1e-6
+
+
+def test_label_and_split_counts_equal_the_curated_tables(spark, cfg, analysed_clean):
+    dataset = analysed_clean[0]
+    cur = table(spark, cfg, dataset, "curated").collect()
+    st = _stats(spark, cfg, dataset)
+    labels, splits, both = {}, {}, {}
+    for r in cur:
+        labels[r.label] = labels.get(r.label, 0) + 1
+        splits[r.split] = splits.get(r.split, 0) + 1
+        both[f"{r.label}/{r.split}"] = both.get(f"{r.label}/{r.split}", 0) + 1
+    assert {k: int(v) for (s, k, m), v in st.items() if s == "label" and m == "count"} == labels
+    assert {k: int(v) for (s, k, m), v in st.items() if s == "split" and m == "count"} == splits
+    assert {k: int(v) for (s, k, m), v in st.items() if s == "label_split" and m == "count"} == both
+    assert st[("dataset", "all", "count")] == len(cur)
+    widths = sorted(r.width for r in cur)
+    assert st[("dataset", "all", "width_min")] == widths[0] and st[("dataset", "all", "width_max")] == widths[-1]
+
+
+def test_the_planted_dark_image_is_the_only_outlier_of_its_label(spark, cfg, analysed_clean):
+    dataset, _, files, _ = analysed_clean
+    dark_id = hashlib.sha256(files["bright/dark.png"]).hexdigest()
+    rows = table(spark, cfg, dataset, "outliers").filter("score = 'brightness'").collect()
+    assert {r.image_id for r in rows if r.label == "bright"} == {dark_id}
+    r = next(r for r in rows if r.image_id == dark_id)
+    assert r.robust_z < -3.5 and r.value < r.median
+
+
+def test_correlations_are_numpys(spark, cfg, analysed_clean):
+    dataset = analysed_clean[0]
+    imgs = table(spark, cfg, dataset, "images").join(
+        table(spark, cfg, dataset, "curated").select("image_id"), "image_id").select("width", "brightness").collect()
+    x = np.array([[r.width, r.brightness] for r in imgs], np.float64)
+    want = np.corrcoef(x[:, 0], x[:, 1])[0, 1]
+    got = table(spark, cfg, dataset, "correlations").filter(
+        "method = 'pearson' AND ((a = 'brightness' AND b = 'width') OR (a = 'width' AND b = 'brightness'))").first()
+    assert abs(got.value - want) < 1e-9
+
+
+# --- the scorecard ------------------------------------------------------------------------------
+
+
+def test_scorecard_dimensions_drop_where_problems_are_planted(spark, cfg, analysed_clean, analysed_planted):
+    def card(ds):
+        return {r.dimension: r for r in table(spark, cfg, ds, "scorecard").collect()}
+
+    clean, planted = card(analysed_clean[0]), card(analysed_planted)
+    assert set(clean) == {"accuracy", "completeness", "consistency", "reliability", "timeliness"}
+    for d in clean.values():
+        assert 0.0 <= d.score <= 1.0 and d.formula
+    assert clean["reliability"].score == 1.0 and clean["timeliness"].score > 0.99
+    assert planted["accuracy"].score < clean["accuracy"].score  # label conflicts
+    assert planted["accuracy"].inputs["conflict_images"] >= 3
+    assert planted["completeness"].score < clean["completeness"].score  # rejects: fewer usable objects
+    assert planted["consistency"].score < clean["consistency"].score  # one content under two labels
+    assert planted["reliability"].score < clean["reliability"].score  # rejects
+    assert planted["reliability"].inputs["rejected_objects"] == 3
+    assert planted["timeliness"].score < clean["timeliness"].score  # stale files
+    assert "bright" in planted["reliability"].detail or "grad" in planted["reliability"].detail
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def test_report_is_self_contained_and_renders_in_a_browser(analysed_clean, tmp_path):
+    _, _, _, out_dir = analysed_clean
+    page = (out_dir / "report.html").read_text()
+    refs = re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]+)""", page, re.I)
+    assert refs and all(r.startswith("data:image/png;base64,") for r in refs)
+    assert not re.search(r"(?:src|href)\s*=\s*[\"']?\s*https?:", page, re.I)
+    for name in ("funnel", "classes", "scorecard", "score_brightness", "correlation_spearman", "hist_width"):
+        assert (out_dir / f"{name}.png").stat().st_size > 1000
+    assert "outliers" in page.lower() and "flag: near_constant" in page
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "chromium is needed (scripts/setup.sh installs Debian's chromium)"
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--screenshot={shot}", "--window-size=1200,2400", f"file://{out_dir}/report.html"],
+                   capture_output=True, timeout=120, check=False)
+    from PIL import Image
+
+    img = np.asarray(Image.open(shot).convert("L"), np.float64)
+    assert img.shape == (2400, 1200)
+    assert img.std() > 20  # not blank: text, plots and thumbnails
+    assert (img < 128).mean() > 0.01
+
+
+# --- preview ------------------------------------------------------------------------------------
+
+
+def _preview(cfg, dataset, extra):
+    import contextlib
+    import io
+
+    from ptdm_spark.cli import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["preview", "--dataset", dataset, "--format", "json", *_sets(cfg, extra)]) == 0
+    return [json.loads(line) for line in buf.getvalue().splitlines() if line.startswith("{")]
+
+
+def _by_label(rows):
+    return {r["label"]: r for r in rows if r["kind"] == "label"}
+
+
+def test_preview_of_excluded_flags_equals_a_real_curate(spark, cfg, analysed_clean):
+    dataset = analysed_clean[0]
+    extra = ["curate.exclude_flags=[near_constant,blurry]"]
+    before = {r.image_id for r in table(spark, cfg, dataset, "curated").collect()}
+    rows = _preview(cfg, dataset, extra)
+    assert {r.image_id for r in table(spark, cfg, dataset, "curated").collect()} == before  # nothing written
+    from ptdm_spark.cli import main
+
+    assert main(["curate", "--dataset", dataset, *_sets(cfg, extra)]) == 0
+    after = table(spark, cfg, dataset, "curated").collect()
+    got = _by_label(rows)
+    real: dict[str, int] = {}
+    for r in after:
+        real[r.label] = real.get(r.label, 0) + 1
+    assert {k: v["after"] for k, v in got.items() if v["after"]} == real
+    removed = before - {r.image_id for r in after}
+    assert sum(v["removed"] for v in got.values()) == len(removed) > 0
+    assert next(r for r in rows if r["kind"] == "rule" and r["rule"] == "blurry")["removed"] == len(removed)
+    assert main(["curate", "--dataset", dataset, *_sets(cfg)]) == 0  # back to the defaults
+
+
+def test_preview_of_thresholds_equals_a_fresh_processing(spark, cfg, clean, analysed_clean):
+    folder = clean[0]
+    dataset = analysed_clean[0]
+    extra = ["process.quality.dark_max=0.3", "curate.exclude_flags=[near_constant,dark]"]
+    rows = _preview(cfg, dataset, extra)
+    assert rows[0]["thresholds_changed"]
+    _run_pipeline(cfg, folder, "ana_rethreshold", extra)
+    real: dict[str, int] = {}
+    for r in table(spark, cfg, "ana_rethreshold", "curated").collect():
+        real[r.label] = real.get(r.label, 0) + 1
+    got = _by_label(rows)
+    assert {k: v["after"] for k, v in got.items() if v["after"]} == real
+    assert got["bright"]["removed"] == 1  # the dark one
