@@ -285,6 +285,16 @@ class SqlConfig:
 
 
 @dataclass(frozen=True)
+class ExportConfig:
+    shard_bytes: int
+    stream_partition_bytes: int
+
+    def __post_init__(self) -> None:
+        if self.shard_bytes < 1 or self.stream_partition_bytes < 1:
+            raise ConfigError("export.shard_bytes and export.stream_partition_bytes: must be positive")
+
+
+@dataclass(frozen=True)
 class Config:
     lakehouse: LakehouseConfig
     spark: SparkConfig
@@ -294,6 +304,7 @@ class Config:
     dedupe: DedupeConfig
     curate: CurateConfig
     sql: SqlConfig
+    export: ExportConfig
     profile: str = "local"
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
