@@ -360,6 +360,16 @@ class AnalysisConfig:
 
 
 @dataclass(frozen=True)
+class ExportConfig:
+    shard_bytes: int
+    stream_partition_bytes: int
+
+    def __post_init__(self) -> None:
+        if self.shard_bytes < 1 or self.stream_partition_bytes < 1:
+            raise ConfigError("export.shard_bytes and export.stream_partition_bytes: must be positive")
+
+
+@dataclass(frozen=True)
 class Config:
     lakehouse: LakehouseConfig
     spark: SparkConfig
@@ -372,6 +382,7 @@ class Config:
     curate: CurateConfig
     sql: SqlConfig
     analysis: AnalysisConfig
+    export: ExportConfig
     profile: str = "local"
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 

@@ -22,7 +22,7 @@ from pyspark.sql.types import (
 )
 
 TABLES = ("raw_images", "images", "rejects", "duplicates", "label_conflicts", "phash_index", "phash_pairs",
-          "splits", "leakage", "curated", "runs", "fetch_log", "stats", "correlations", "outliers", "scorecard")
+          "splits", "leakage", "curated", "runs", "fetch_log", "stats", "correlations", "outliers", "scorecard", "releases")
 
 
 def _s(*fields: tuple) -> StructType:
@@ -304,6 +304,26 @@ RUNS = _s(
     ("input_versions", MapType(StringType(), LongType()), True),
     ("output_versions", MapType(StringType(), LongType()), True),
     ("counts", MapType(StringType(), LongType()), True),
+)
+
+# A named, immutable release of a dataset (sharing/releases.py): the Delta version of every table
+# at that moment, the curated counts per split and label, the class indices, and a content digest
+# (SHA-256 over the sorted (image_id, label, split) rows of curated at that version).
+RELEASES = _s(
+    ("name", StringType(), False),
+    ("dataset", StringType(), False),
+    ("created_at", TimestampType(), False),
+    ("user", StringType(), True),
+    ("note", StringType(), True),
+    ("run_id", StringType(), False),
+    ("table_versions", MapType(StringType(), LongType()), False),
+    ("images", LongType(), False),
+    ("counts", ArrayType(StructType([StructField("split", StringType(), False),
+                                     StructField("label", StringType(), True),
+                                     StructField("images", LongType(), False)])), False),
+    ("classes", ArrayType(StructType([StructField("label", StringType(), False),
+                                      StructField("index", IntegerType(), False)])), False),
+    ("digest", StringType(), False),
 )
 
 
