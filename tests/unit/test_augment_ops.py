@@ -117,3 +117,13 @@ def test_shipped_basic_recipe_parses_and_round_trips():
     r = A.Recipe.from_yaml((ROOT / "conf/augment/basic.yaml").read_text())
     assert r.name == "basic" and {o.kind for o in r.ops} >= {"hflip", "rotate", "random_resized_crop", "color_jitter"}
     assert A.Recipe.from_json(r.to_json()) == r
+
+
+def test_class_indices_never_shift_when_classes_are_added():
+    from ptdm_spark.transforms.labels import class_indices
+
+    first = class_indices({}, ["cats", "ants", "bees"])
+    assert first == {"ants": 0, "bees": 1, "cats": 2}  # one run: name order
+    later = class_indices(first, ["aardvarks", "cats", "wasps"])  # ants and bees have no images left
+    assert later == {"ants": 0, "bees": 1, "cats": 2, "aardvarks": 3, "wasps": 4}
+    assert class_indices({"x": 7}, ["y"]) == {"x": 7, "y": 8}  # after the largest, never reused
