@@ -297,6 +297,30 @@ class CurateConfig:
             raise ConfigError(f"curate.source_splits: {self.source_splits!r} is not one of {', '.join(SPLIT_SOURCES)}")
 
 
+LABEL_POLICIES = ("first", "majority", "drop_ambiguous")
+
+
+@dataclass(frozen=True)
+class LabelsConfig:
+    policy: str
+
+    def __post_init__(self) -> None:
+        if self.policy not in LABEL_POLICIES:
+            raise ConfigError(f"labels.policy: {self.policy!r} is not one of {', '.join(LABEL_POLICIES)}")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    splits: tuple[str, ...]
+    partitions: int
+
+    def __post_init__(self) -> None:
+        if not self.splits:
+            raise ConfigError("augment.splits: name at least one split (e.g. [train])")
+        if self.partitions < 0:
+            raise ConfigError("augment.partitions: must be >= 0 (0 = two per core)")
+
+
 @dataclass(frozen=True)
 class SqlServerConfig:
     host: str
@@ -383,6 +407,8 @@ class Config:
     sql: SqlConfig
     analysis: AnalysisConfig
     export: ExportConfig
+    labels: LabelsConfig
+    augment: AugmentConfig
     profile: str = "local"
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 

@@ -22,7 +22,8 @@ from pyspark.sql.types import (
 )
 
 TABLES = ("raw_images", "images", "rejects", "duplicates", "label_conflicts", "phash_index", "phash_pairs",
-          "splits", "leakage", "curated", "runs", "fetch_log", "stats", "correlations", "outliers", "scorecard", "releases")
+          "splits", "leakage", "curated", "runs", "fetch_log", "classes", "label_history", "augmented", "stats", "correlations",
+          "outliers", "scorecard", "releases")
 
 
 def _s(*fields: tuple) -> StructType:
@@ -285,6 +286,48 @@ SCORECARD = _s(
     ("formula", StringType(), False),
     ("detail", StringType(), True),
     ("run_id", StringType(), False),
+)
+
+# Every label of the dataset with a stable integer index: assigned once (a new label gets
+# max(index) + 1, new labels of one run in name order), never changed, so a trained model's
+# outputs keep their meaning. images: the label's curated images now (0 when none are left).
+CLASSES = _s(
+    ("label", StringType(), False),
+    ("index", IntegerType(), False),
+    ("first_seen", TimestampType(), False),
+    ("images", LongType(), False),
+)
+
+# Every label change made by `ptdm labels import`: the label an image arrived with stays in
+# images.label; its current label is the newest row here (see transforms/labels.py).
+LABEL_HISTORY = _s(
+    ("image_id", StringType(), False),
+    ("old_label", StringType(), True),
+    ("new_label", StringType(), True),
+    ("source", StringType(), False),  # --source NAME: who or what the corrections come from
+    ("annotator", StringType(), True),
+    ("reason", StringType(), True),
+    ("run_id", StringType(), False),
+    ("changed_at", TimestampType(), False),
+)
+
+# Augmented copies (`ptdm augment`): one row per (source image, recipe, seed, copy index), with
+# the concrete parameters drawn (JSON list of ops) and the source's split and label.
+AUGMENTED = _s(
+    ("image_id", StringType(), False),  # SHA-256 of the bytes
+    ("source_id", StringType(), False),
+    ("recipe", StringType(), False),
+    ("seed", LongType(), False),
+    ("copy", IntegerType(), False),
+    ("params", StringType(), False),
+    ("split", StringType(), False),
+    ("label", StringType(), True),
+    ("image", BinaryType(), False),
+    ("encoding", StringType(), False),
+    ("width", IntegerType(), False),
+    ("height", IntegerType(), False),
+    ("run_id", StringType(), False),
+    ("augmented_at", TimestampType(), False),
 )
 
 RUNS = _s(

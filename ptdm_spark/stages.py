@@ -18,6 +18,7 @@ from ptdm_spark.config import Config
 from ptdm_spark.errors import UsageError
 from ptdm_spark.imaging.pipeline import Params
 from ptdm_spark.io import delta, sources
+from ptdm_spark.pipeline import labels as p_labels
 from ptdm_spark.pipeline.job import Clock, job, log  # noqa: F401 (the stages' plumbing)
 from ptdm_spark.pipeline.job import by as _by
 from ptdm_spark.pipeline.job import check_writable as _check_writable
@@ -289,9 +290,12 @@ def curate(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
     images = _read(spark, run, "images")
     dups = _read(spark, run, "duplicates", schemas.DUPLICATES)
     old = _read(spark, run, "splits", schemas.SPLITS)
+    # The label an image has now (its newest correction, else labels.policy), never the one it arrived with.
+    current = p_labels.current_labels(spark, cfg, run)
     members = _stage(spark, t_curate.with_components(
-        images.select("image_id", "label", "source_split", "flags", "width", "height", "channels", "pixel_sha256",
-                      "source_uri"), dups), run, "members")
+        images.drop("label").join(current, "image_id").select(
+            "image_id", "label", "source_split", "flags", "width", "height", "channels", "pixel_sha256",
+            "source_uri", "dropped"), dups), run, "members")
 
     placed = _stage(spark, t_curate.assign(members, old, c.source_splits == "keep"), run, "assign")
     pending = placed.filter(F.col("split").isNull())
@@ -313,9 +317,10 @@ def curate(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
     _write(spark, run, "leakage", leaks, ("image_id",), update_when_changed=("split", "kept_id", "train_ids"),
            delete_missing=True)
 
-    cur = t_curate.curated(members, splits, images, c.exclude_flags, run.run_id)
+    cur = t_curate.curated(members.filter(~F.col("dropped")), splits, images, c.exclude_flags, run.run_id)
     _write(spark, run, "curated", cur, ("image_id",),
            update_when_changed=("label", "split", "pixel_sha256", "flags"), delete_missing=True)
+    p_labels.update_classes(spark, run)
     by_split = _by(_read(spark, run, "curated"), "split")
     run.counts.update(curated=sum(by_split.values()), leaking=leaks.count(),
                       **{f"split_{k}": v for k, v in by_split.items()})
