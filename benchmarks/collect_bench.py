@@ -1,12 +1,14 @@
 """``ptdm collect`` against a plain one-process download loop, in one run, on the same URLs.
 
 A real HTTP server on 127.0.0.1 (``tests/http_images.py``) serves N small PNGs under two host
-names (127.0.0.1 and localhost). The baseline fetches them one after another with ``requests``
-(the same timeouts), sniffs each body and writes the images to one Parquet file; then ``ptdm
-collect`` (a new process: Spark's start-up included) fetches the same URLs into a fresh
+names (127.0.0.1 and localhost), optionally after ``--latency`` seconds per request (a remote
+host's round trip; at 0 the benchmark measures ptdm's own overhead only). The baseline fetches
+them one after another with ``requests`` (the same timeouts), sniffs each body and writes the
+images to one Parquet file; then ``ptdm collect`` (a new process: Spark's start-up included) fetches the same URLs into a fresh
 lakehouse. Prints images/s of each, the ratio, and images/s per core.
 
     .venv/bin/python -m benchmarks.collect_bench --n 3000
+    .venv/bin/python -m benchmarks.collect_bench --n 3000 --latency 0.05
 """
 
 from __future__ import annotations
@@ -47,12 +49,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=3000, help="images (default 3000)")
     ap.add_argument("--master", default="local[2]")
+    ap.add_argument("--latency", type=float, default=0.0,
+                    help="seconds the server waits before each answer, as a remote host's round trip would (default 0)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from tests.http_images import ImageServer
 
     cores = int(re.search(r"\[(\d+|\*)\]", args.master).group(1).replace("*", str(os.cpu_count())))
-    with tempfile.TemporaryDirectory() as tmp, ImageServer() as server:
+    with tempfile.TemporaryDirectory() as tmp, ImageServer(hold_seconds=args.latency) as server:
         tmp = Path(tmp)
         urls = [server.url(f"/img/{i}.png", "127.0.0.1" if i % 2 else "localhost") for i in range(args.n)]
         lst = tmp / "urls.csv"
@@ -71,7 +75,8 @@ def main() -> int:
         batch = re.findall(r"\[collect\] batch \d+/\d+: .*\(([\d.]+)s", proc.stderr)
         fetch_s = sum(float(x) for x in batch)
         requests_served = sum(server.requests.values())
-    print(f"collect benchmark: {args.n} PNGs of ~1.9 KB from a local server, two host names, {args.master}")
+    print(f"collect benchmark: {args.n} PNGs of ~1.9 KB from a local server answering after {args.latency * 1000:.0f} ms, "
+          f"two host names, {args.master}")
     print(f"{'run':44} {'seconds':>8} {'images/s':>9}")
     print(f"{'baseline loop (1 process, requests)':44} {base_s:8.1f} {args.n / base_s:9.0f}")
     print(f"{'ptdm collect (incl. Spark start-up)':44} {ptdm_s:8.1f} {args.n / ptdm_s:9.0f}")
