@@ -111,7 +111,31 @@ def augment(spark: "SparkSession", cfg: Config, run: Run, inputs: AugmentInputs)
         metrics = write_table(spark, run, "augmented", t_augment.rows(made, run.run_id), KEYS)
         inserted = delta.rows_inserted(metrics)
         clock.lap(f"made and wrote {n} augmented cop{'y' if n == 1 else 'ies'} in {parts} tasks")
-    run.counts.update(pending=n, augmented=inserted, failed=failed)
+    relabelled = _follow_labels(spark, run, curated)
+    run.counts.update(pending=n, augmented=inserted, failed=failed, relabelled=relabelled)
     print(f"augment: {inserted} cop{'y' if inserted == 1 else 'ies'} added ({n} to make, {failed} failed) "
           f"by recipe {r.name!r} seed {inputs.seed}")
     return run.counts
+
+
+def _follow_labels(spark: "SparkSession", run: Run, curated) -> int:
+    """Copies whose source has been relabelled since (``ptdm labels import`` + ``curate``) take
+    the source's current label; returns how many. Their bytes and split do not change."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    path = run.table_path("augmented")
+    if not delta.is_delta_table(spark, path):
+        return 0
+    now = curated.select(F.col("image_id").alias("source_id"), F.col("label").alias("now"))
+    stale = (spark.read.format("delta").load(path).select(*KEYS, "label").join(now, "source_id")
+             .filter(~F.col("label").eqNullSafe(F.col("now"))).select(*KEYS, "now"))
+    stale = stage_frame(spark, stale, run, "relabel")
+    n = stale.count()
+    if n:
+        cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in KEYS)
+        DeltaTable.forPath(spark, path).alias("t").merge(stale.alias("s"), cond) \
+            .whenMatchedUpdate(set={"label": "s.now"}).execute()
+        run.output_versions["augmented"] = delta.commit_of(spark, path, run.run_id)[0]
+        log(f"[augment] {n} cop{'y' if n == 1 else 'ies'} took their source's new label")
+    return n

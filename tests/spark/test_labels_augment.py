@@ -241,3 +241,24 @@ def test_augment_misuse_is_one_line_exit_2(ptdm, dataset, recipe_file, tmp_path)
     status, out = ptdm("augment", "--dataset", DS, "--recipe", str(bad))
     assert status == 2 and "unknown op" in out
     assert np.array_equal(A.hflip(A.hflip(photo(1))), photo(1))
+
+
+def test_augmented_copies_follow_a_relabelled_source(spark, cfg, ptdm, dataset, recipe_file, tmp_path):
+    aug = table(spark, cfg, "augmented").collect()
+    assert aug, "runs after the augment test"
+    src = sorted({a["source_id"] for a in aug})[0]
+    old = {a["label"] for a in aug if a["source_id"] == src}
+    fix = tmp_path / "fix.jsonl"
+    fix.write_text(json.dumps({"image_id": src, "label": "moths"}) + "\n")
+    assert ptdm("labels", "import", str(fix), "--dataset", DS)[0] == 0
+    assert ptdm("curate", "--dataset", DS)[0] == 0
+    status, out = ptdm("augment", "--dataset", DS, "--recipe", str(recipe_file), "--copies", "3")
+    assert status == 0 and "0 copies added" in out, out
+    after = table(spark, cfg, "augmented").collect()
+    assert old != {"moths"} and {a["label"] for a in after if a["source_id"] == src} == {"moths"}
+    before = {(a["source_id"], a["copy"]): (a["image"], a["label"]) for a in aug}
+    for a in after:  # no other copy changed, no bytes changed
+        if a["source_id"] != src:
+            assert (a["image"], a["label"]) == before[(a["source_id"], a["copy"])]
+        else:
+            assert a["image"] == before[(a["source_id"], a["copy"])][0]
