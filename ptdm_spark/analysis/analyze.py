@@ -19,7 +19,7 @@ from ptdm_spark.analysis import stats as s_mod
 from ptdm_spark.config import Config
 from ptdm_spark.errors import UsageError
 from ptdm_spark.io import delta
-from ptdm_spark.pipeline.job import Clock, log, read_table, write_table
+from ptdm_spark.pipeline.job import Clock, log, read_table, replace_slice
 from ptdm_spark.runs import Run
 
 if TYPE_CHECKING:
@@ -65,44 +65,51 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int) -> Analy
     run.input_versions["curated"] = version
     images = read_table(spark, run, "images")
     raw = read_table(spark, run, "raw_images")
-    rejects = read_table(spark, run, "rejects", schemas.REJECTS)
-    dups = read_table(spark, run, "duplicates", schemas.DUPLICATES)
+    # Everything but the bytes, cached once: the many small aggregates below read these, not the
+    # Delta tables again (the bytes are read only for the channel sums and the thumbnails).
+    images_m = images.drop("image", "colour_thumb").cache()
+    raw_m = raw.drop("content").cache()
+    rejects = read_table(spark, run, "rejects", schemas.REJECTS).drop("content").cache()
+    dups = read_table(spark, run, "duplicates", schemas.DUPLICATES).cache()
     conflicts = read_table(spark, run, "label_conflicts", schemas.LABEL_CONFLICTS)
     leakage = read_table(spark, run, "leakage", schemas.LEAKAGE)
-    df = s_mod.analysed(curated, images, raw).cache()
+    df = s_mod.analysed(curated, images_m, raw_m).cache()
     n_curated = df.count()
     clock.expect(n_curated)
 
     # The funnel: source objects -> raw -> images -> curated, rejects by stage and reason.
-    raw_rows = raw.count()
-    ingest_rejects = rejects.filter("stage = 'ingest'").count()
-    objects = raw_rows + ingest_rejects
-    n_images = images.count()
-    funnel = {"source objects": objects, "raw_images": raw_rows,
-              "distinct raw ids": raw.select("image_id").distinct().count(),
+    r = raw_m.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("image_id").alias("ids")).first()
+    by_reason = rejects.groupBy("stage", "reason").count().collect()
+    reject_counts = {f"{x['stage']}:{x['reason']}": int(x["count"]) for x in by_reason}
+    reasons: dict[str, int] = {}
+    for x in by_reason:
+        reasons[x["reason"]] = reasons.get(x["reason"], 0) + int(x["count"])
+    ingest_rejects = sum(int(x["count"]) for x in by_reason if x["stage"] == "ingest")
+    objects = int(r["rows"]) + ingest_rejects
+    n_images = images_m.count()
+    funnel = {"source objects": objects, "raw_images": int(r["rows"]), "distinct raw ids": int(r["ids"]),
               "images": n_images, "curated": n_curated}
-    reject_counts = {f"{r['stage']}:{r['reason']}": int(r["count"])
-                     for r in rejects.groupBy("stage", "reason").count().collect()}
+    counts = {"curated": n_curated, "images": n_images, "duplicates": dups.count(), "source_objects": objects,
+              "rejected_objects": sum(reasons.values())}
 
-    stats_df = s_mod.stats(spark, df, images, dups, rejects, objects)
-    _write(spark, run, "stats", stats_df, version, ("curated_version", "scope", "key", "metric"), schemas.STATS)
+    stats_df = s_mod.stats(spark, df, images_m, counts, reasons)
+    _write(spark, run, "stats", stats_df, version, schemas.STATS)
     clock.lap(f"stats of {n_curated} curated image(s), with exact channel means and stds over every pixel")
-    corr = s_mod.correlations(spark, df)
-    _write(spark, run, "correlations", corr, version, ("curated_version", "method", "a", "b"), schemas.CORRELATIONS)
+    _write(spark, run, "correlations", s_mod.correlations(spark, df), version, schemas.CORRELATIONS)
     outl = o_mod.outliers(df, a.outlier_scores, a.outlier_threshold)
     if outl is None:
         outl = spark.createDataFrame([], schemas.OUTLIERS).drop("curated_version", "run_id")
-    _write(spark, run, "outliers", outl, version, ("curated_version", "image_id", "score"), schemas.OUTLIERS)
+    _write(spark, run, "outliers", outl, version, schemas.OUTLIERS)
     clock.lap("correlations and outliers")
 
-    stored_outliers = _at(spark, run, "outliers", version)
-    measured, details = measure(spark, cfg, df, images, raw, rejects, conflicts, leakage, stored_outliers,
-                                n_curated, n_images, objects)
+    stored_outliers = _at(spark, run, "outliers", version).cache()
+    measured, details = measure(spark, cfg, df, images_m, raw_m, rejects, conflicts, leakage, stored_outliers,
+                                counts)
     card = sc_mod.compute(measured, details)
     rows = [(d.dimension, d.score, d.inputs, d.formula, d.detail) for d in card]
     sc_df = spark.createDataFrame(rows, "dimension string, score double, inputs map<string,double>, "
                                         "formula string, detail string")
-    _write(spark, run, "scorecard", sc_df, version, ("curated_version", "dimension"), schemas.SCORECARD)
+    _write(spark, run, "scorecard", sc_df, version, schemas.SCORECARD)
     clock.lap("scorecard")
 
     top_outliers = [r.asDict() for r in stored_outliers.orderBy(F.desc(F.abs("robust_z"))).limit(
@@ -110,29 +117,29 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int) -> Analy
     galleries = gallery_rows(spark, cfg, run, df, images, raw, rejects, dups, conflicts, top_outliers)
     clock.lap(f"{sum(len(v) for v in galleries.values())} thumbnail(s) made on the executors")
     hist = histograms(df)
-    df.unpersist()
     q = cfg.process.quality
     thresholds = {"blur": [("blur_min", q.blur_min)], "brightness": [("dark_max", q.dark_max), ("bright_min", q.bright_min)],
                   "contrast": [("contrast_min", q.contrast_min), ("near_constant_max", q.near_constant_max)],
                   "entropy": [("entropy_min", q.entropy_min)], "channel_spread": [("grayscale_tolerance", q.grayscale_tolerance)],
                   "aspect_ratio": [("aspect_max", q.aspect_max)]}
-    run.counts.update(curated=n_curated, outliers=stored_outliers.count(), curated_version=version)
-    return Analysis(run.dataset, version,
-                    [r.asDict() for r in _at(spark, run, "stats", version).collect()],
-                    [r.asDict() for r in _at(spark, run, "correlations", version).collect()],
-                    top_outliers, run.counts["outliers"], card, funnel, reject_counts, hist, thresholds, galleries)
+    run.counts.update(curated=n_curated, outliers=int(measured["outlier_rows"]), curated_version=version)
+    out = Analysis(run.dataset, version,
+                   [r.asDict() for r in _at(spark, run, "stats", version).collect()],
+                   [r.asDict() for r in _at(spark, run, "correlations", version).collect()],
+                   top_outliers, run.counts["outliers"], card, funnel, reject_counts, hist, thresholds, galleries)
+    for cached in (df, images_m, raw_m, rejects, dups, stored_outliers):
+        cached.unpersist()
+    return out
 
 
-def _write(spark: "SparkSession", run: Run, table: str, df: "DataFrame", version: int, keys: tuple[str, ...],
-           schema) -> None:
-    """Replace the rows of this curated version (others stay: several versions side by side)."""
+def _write(spark: "SparkSession", run: Run, table: str, df: "DataFrame", version: int, schema) -> None:
+    """Replace the rows of this curated version in one commit (others stay: several versions side
+    by side); a re-analysis of the same version replaces its rows."""
     from pyspark.sql import functions as F
 
     out = schemas.conform(df.withColumn("curated_version", F.lit(version)).withColumn("run_id", F.lit(run.run_id)),
                           schema)
-    value_cols = tuple(f.name for f in schema.fields if f.name not in keys and f.name != "run_id")
-    write_table(spark, run, table, out, keys, update_when_changed=value_cols, delete_missing=True,
-                delete_condition=f"t.curated_version = {version}")
+    replace_slice(spark, run, table, out, f"curated_version = {int(version)}")
 
 
 def _at(spark: "SparkSession", run: Run, table: str, version: int) -> "DataFrame":
@@ -141,33 +148,40 @@ def _at(spark: "SparkSession", run: Run, table: str, version: int) -> "DataFrame
     return spark.read.format("delta").load(run.table_path(table)).filter(F.col("curated_version") == version)
 
 
-def measure(spark, cfg: Config, df, images, raw, rejects, conflicts, leakage, outl, n_curated: int, n_images: int,
-            objects: int) -> tuple[dict[str, float], dict[str, str]]:
-    """The scorecard's inputs, each one aggregate over the tables (see :mod:`scorecard`)."""
+def measure(spark, cfg: Config, df, images, raw, rejects, conflicts, leakage, outl,
+            counts: dict[str, int]) -> tuple[dict[str, float], dict[str, str]]:
+    """The scorecard's inputs, each an aggregate over the tables (see :mod:`scorecard`); ``images``
+    and ``raw`` without their bytes, ``counts`` the totals :func:`analyze` measured."""
     from pyspark.sql import functions as F
 
-    m: dict[str, float] = {"curated": n_curated, "images": n_images, "source_objects": objects}
+    n_curated = counts["curated"]
+    m: dict[str, float] = {"curated": n_curated, "images": counts["images"], "source_objects": counts["source_objects"],
+                           "rejected_objects": counts["rejected_objects"]}
     ids = df.select("image_id")
+    # Every member of a label-conflict component (the non-kept ones are duplicates, never curated).
     m["conflict_images"] = conflicts.select(F.explode("image_ids").alias("image_id")).join(
-        ids, "image_id", "left_semi").distinct().count()
-    m["outlier_images"] = outl.select("image_id").distinct().count()
+        images.select("image_id"), "image_id", "left_semi").distinct().count()
+    o = outl.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("image_id").alias("ids")).first()
+    m["outlier_rows"], m["outlier_images"] = o["rows"], o["ids"]
     # completeness: objects that became usable, labelled images; empty label x split cells
     usable = images.filter(F.col("label").isNotNull()).select("image_id")
     m["usable_objects"] = raw.join(usable, "image_id", "left_semi").count()
-    labels = [r[0] for r in images.select(F.coalesce("label", F.lit("(none)"))).distinct().collect()]
+    i = images.agg(F.collect_set(F.coalesce("label", F.lit("(none)"))).alias("labels"),
+                   F.sum((F.size("labels") > 1).cast("long")).alias("multi"),
+                   F.sum((F.col("decoder_warnings").isNotNull() & (F.col("decoder_warnings") != "")).cast("long"))
+                   .alias("warned")).first()
+    labels = sorted(i["labels"] or [])
     splits = [s for s, r in cfg.curate.splits.items() if r > 0]
     filled = {(r[0], r[1]) for r in df.select(F.coalesce("label", F.lit("(none)")), "split").distinct().collect()}
     empty = [(lb, sp) for lb in labels for sp in splits if (lb, sp) not in filled]
     m["cells"], m["empty_cells"] = len(labels) * len(splits), len(empty)
     # consistency
     m["leaking"] = leakage.join(ids, "image_id", "left_semi").count()
-    m["multi_label_images"] = images.filter(F.size("labels") > 1).count()
+    m["multi_label_images"] = float(i["multi"] or 0)
     shape = df.groupBy("width", "height", "channels").count().orderBy(F.desc("count")).first()
     m["modal_shape_share"] = (shape["count"] / n_curated) if shape and n_curated else 0.0
     # reliability
-    m["rejected_objects"] = rejects.count()
-    m["decoder_warning_images"] = images.filter(F.col("decoder_warnings").isNotNull()
-                                                & (F.col("decoder_warnings") != "")).count()
+    m["decoder_warning_images"] = float(i["warned"] or 0)
     src = raw.select("image_id", s_mod.source_of(F.col("source_uri")).alias("source"))
     rej = rejects.select(s_mod.source_of(F.col("source_uri")).alias("source"), F.lit(1).alias("rej"))
     per_source = (src.select("source", F.lit(0).alias("rej")).unionByName(rej).groupBy("source")
@@ -200,23 +214,30 @@ def measure(spark, cfg: Config, df, images, raw, rejects, conflicts, leakage, ou
 
 
 def histograms(df: "DataFrame", bins: int = 40) -> dict[str, list[tuple[float, float]]]:
-    """Per score and size column: (bin left edge, count) pairs, binned in Spark."""
+    """Per score and size column: (bin left edge, count) pairs, binned in Spark: one job for the
+    ranges, one for every column's bins."""
     from pyspark.sql import functions as F
 
     cols = (*s_mod.SCORES, "width", "height", "aspect_ratio", "size_bytes")
     rng = df.agg(*[F.min(c).alias(f"lo_{c}") for c in cols], *[F.max(c).alias(f"hi_{c}") for c in cols]).first()
-    out: dict[str, list[tuple[float, float]]] = {}
+    edges = {}
     for c in cols:
         lo, hi = rng[f"lo_{c}"], rng[f"hi_{c}"]
-        if lo is None:
-            out[c] = []
-            continue
-        lo, hi = float(lo), float(hi)
-        width = (hi - lo) / bins if hi > lo else 1.0
-        b = F.least(F.floor((F.col(c) - F.lit(lo)) / F.lit(width)), F.lit(bins - 1)).cast("int")
-        got = {int(r[0]): int(r[1]) for r in df.filter(F.col(c).isNotNull()).groupBy(b).count().collect()}
-        out[c] = [(lo + i * width, float(got.get(i, 0))) for i in range(bins if hi > lo else 1)]
-    return out
+        if lo is not None:
+            lo, hi = float(lo), float(hi)
+            edges[c] = (lo, (hi - lo) / bins if hi > lo else 1.0, bins if hi > lo else 1)
+    got: dict[str, dict[int, int]] = {c: {} for c in edges}
+    if edges:
+        binned = [F.least(F.floor((F.col(c) - F.lit(lo)) / F.lit(w)), F.lit(n - 1)).cast("int")
+                  for c, (lo, w, n) in edges.items()]
+        stack = ", ".join(f"'{c}', b{i}" for i, c in enumerate(edges))
+        long = (df.select(*[b.alias(f"b{i}") for i, b in enumerate(binned)])
+                .select(F.expr(f"stack({len(edges)}, {stack}) AS (col, bin)")).dropna()
+                .groupBy("col", "bin").count().collect())
+        for r in long:
+            got[r["col"]][int(r["bin"])] = int(r["count"])
+    return {c: ([(edges[c][0] + i * edges[c][1], float(got[c].get(i, 0))) for i in range(edges[c][2])]
+                if c in edges else []) for c in cols}
 
 
 # --- galleries ------------------------------------------------------------------------------------

@@ -19,19 +19,23 @@ def outliers(df: "DataFrame", scores: Sequence[str], threshold: float) -> "DataF
     0 (half the values identical) have no outliers on that score: the rule is undefined there."""
     from pyspark.sql import functions as F
 
-    out = None
-    for score in scores:
-        v = df.select("image_id", "label", "source_uri", F.col(score).cast("double").alias("value")).dropna(
-            subset=["value"])
-        med = v.groupBy("label").agg(F.percentile_approx("value", 0.5, 100000).alias("median"))
-        dev = v.join(med, v["label"].eqNullSafe(med["label"])).drop(med["label"]) \
-            .withColumn("dev", F.abs(F.col("value") - F.col("median")))
-        mad = dev.groupBy("label").agg(F.percentile_approx("dev", 0.5, 100000).alias("mad"))
-        z = (dev.join(mad, dev["label"].eqNullSafe(mad["label"])).drop(mad["label"])
-             .filter(F.col("mad") > 0)
-             .withColumn("robust_z", F.lit(MAD_SCALE) * (F.col("value") - F.col("median")) / F.col("mad"))
-             .filter(F.abs("robust_z") > threshold)
-             .select("image_id", F.lit(score).alias("score"), "label", "value", "median", "mad", "robust_z",
-                     "source_uri"))
-        out = z if out is None else out.unionByName(z)
-    return out
+    if not scores:
+        return None
+    # Every score at once, in long form: one pass of medians and one of deviations for all scores
+    # and labels (not a join chain per score).
+    stack = ", ".join(f"'{s}', CAST(`{s}` AS DOUBLE)" for s in scores)
+    v = (df.select("image_id", "label", "source_uri", F.expr(f"stack({len(scores)}, {stack}) AS (score, value)"))
+         .dropna(subset=["value"]))
+    key = [v["label"].eqNullSafe(F.col("m_label")), v["score"] == F.col("m_score")]
+    med = v.groupBy(F.col("label").alias("m_label"), F.col("score").alias("m_score")).agg(
+        F.percentile_approx("value", 0.5, 100000).alias("median"))
+    dev = (v.join(med, key).drop("m_label", "m_score")
+           .withColumn("dev", F.abs(F.col("value") - F.col("median"))))
+    mad = dev.groupBy(F.col("label").alias("m_label"), F.col("score").alias("m_score")).agg(
+        F.percentile_approx("dev", 0.5, 100000).alias("mad"))
+    return (dev.join(mad, [dev["label"].eqNullSafe(F.col("m_label")), dev["score"] == F.col("m_score")])
+            .drop("m_label", "m_score")
+            .filter(F.col("mad") > 0)
+            .withColumn("robust_z", F.lit(MAD_SCALE) * (F.col("value") - F.col("median")) / F.col("mad"))
+            .filter(F.abs("robust_z") > threshold)
+            .select("image_id", "score", "label", "value", "median", "mad", "robust_z", "source_uri"))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 DIMENSIONS = ("accuracy", "completeness", "consistency", "reliability", "timeliness")
 
 FORMULAS = {
-    "accuracy": "(1 - conflict_images / curated) * (1 - outlier_images / curated)",
+    "accuracy": "(1 - conflict_images / images) * (1 - outlier_images / curated)",
     "completeness": "usable_objects / source_objects * (1 - empty_cells / cells)",
     "consistency": "(1 - leaking / curated) * (1 - multi_label_images / images) * modal_shape_share",
     "reliability": "(1 - rejected_objects / source_objects) * (1 - decoder_warning_images / images)",
@@ -45,7 +45,7 @@ def compute(m: Mapping[str, float], details: Mapping[str, str] | None = None) ->
     g = lambda k: float(m.get(k, 0.0))  # noqa: E731
     curated, images, objects = g("curated"), g("images"), g("source_objects")
     scores = {
-        "accuracy": (1 - _rate(g("conflict_images"), curated)) * (1 - _rate(g("outlier_images"), curated)),
+        "accuracy": (1 - _rate(g("conflict_images"), images)) * (1 - _rate(g("outlier_images"), curated)),
         "completeness": (g("usable_objects") / objects if objects else 0.0)
         * (1 - _rate(g("empty_cells"), g("cells"))),
         "consistency": (1 - _rate(g("leaking"), curated)) * (1 - _rate(g("multi_label_images"), images))
@@ -55,7 +55,7 @@ def compute(m: Mapping[str, float], details: Mapping[str, str] | None = None) ->
         * max(0.0, 1 - g("days_since_last_ingest") / g("freshness_days") if g("freshness_days") else 0.0),
     }
     used = {
-        "accuracy": ("conflict_images", "outlier_images", "curated"),
+        "accuracy": ("conflict_images", "images", "outlier_images", "curated"),
         "completeness": ("usable_objects", "source_objects", "empty_cells", "cells"),
         "consistency": ("leaking", "curated", "multi_label_images", "images", "modal_shape_share"),
         "reliability": ("rejected_objects", "source_objects", "decoder_warning_images", "images"),

@@ -82,12 +82,14 @@ def scopes(df: "DataFrame") -> dict[str, object]:
     }
 
 
-def stats(spark: "SparkSession", df: "DataFrame", images: "DataFrame", dups: "DataFrame",
-          rejects: "DataFrame", source_objects: int) -> "DataFrame":
-    """The ``stats`` rows (scope, key, metric, value) of the analysed frame ``df``."""
+def stats(spark: "SparkSession", df: "DataFrame", images: "DataFrame", counts: dict[str, int],
+          reject_reasons: dict[str, int]) -> "DataFrame":
+    """The ``stats`` rows (scope, key, metric, value) of the analysed frame ``df``; ``counts`` holds
+    the totals the caller measured once (curated, images, duplicates, source_objects) and
+    ``reject_reasons`` the rejects per reason."""
     from pyspark.sql import functions as F
 
-    total = F.lit(df.count())
+    total = F.lit(counts["curated"])
     parts = []
     sc = scopes(df)
     for scope, key in sc.items():
@@ -100,16 +102,16 @@ def stats(spark: "SparkSession", df: "DataFrame", images: "DataFrame", dups: "Da
         parts.append(_long(df, scope, key, metrics))
     parts.append(channel_stats(spark, df))
     # Over the tables curated came from: flags of every decoded image, duplicates, rejects.
-    n_images = images.count()
+    n_images, n_dups, source_objects = counts["images"], counts["duplicates"], counts["source_objects"]
     flagged = images.select(F.explode("flags").alias("flag")).groupBy("flag").count().collect()
     rows = [("images", "all", "count", float(n_images)),
-            ("duplicates", "all", "count", float(dups.count())),
-            ("duplicates", "all", "rate", dups.count() / n_images if n_images else None),
+            ("duplicates", "all", "count", float(n_dups)),
+            ("duplicates", "all", "rate", n_dups / n_images if n_images else None),
             ("source_objects", "all", "count", float(source_objects))]
     rows += [("flag", r["flag"], "rate_in_images", r["count"] / n_images) for r in flagged]
-    for r in rejects.groupBy("reason").count().collect():
-        rows += [("reject_reason", r["reason"], "count", float(r["count"])),
-                 ("reject_reason", r["reason"], "rate", r["count"] / source_objects if source_objects else None)]
+    for reason, n in sorted(reject_reasons.items()):
+        rows += [("reject_reason", reason, "count", float(n)),
+                 ("reject_reason", reason, "rate", n / source_objects if source_objects else None)]
     parts.append(spark.createDataFrame(rows, STATS_COLUMNS))
     out = parts[0]
     for p in parts[1:]:
@@ -176,21 +178,28 @@ def _channel_rows(scope: str, key: str, v: np.ndarray) -> list[tuple]:
 
 
 def correlations(spark: "SparkSession", df: "DataFrame") -> "DataFrame":
-    """Pearson and Spearman coefficients between the quality scores, width, height and byte size
-    (Spark ML's distributed ``Correlation``; Spearman ranks in Spark)."""
-    from pyspark.ml.feature import VectorAssembler
-    from pyspark.ml.stat import Correlation
+    """Pearson and Spearman coefficients between the quality scores, width, height and byte size,
+    over the images that have all of them. Pearson: one aggregation of ``corr`` for every pair;
+    Spearman: Spark ML's distributed ``Correlation`` (it ranks each column in Spark)."""
     from pyspark.sql import functions as F
 
     cols = list(CORRELATED)
     num = df.select(*[F.col(c).cast("double") for c in cols]).dropna()
-    vec = VectorAssembler(inputCols=cols, outputCol="v").transform(num).select("v")
+    pairs = [(a, cols[j]) for i, a in enumerate(cols) for j in range(i + 1, len(cols))]
+    # corr() divides by zero under ANSI SQL when a column is constant; no coefficient there instead.
+    pearson = [F.try_divide(F.covar_pop(a, b), F.stddev_pop(a) * F.stddev_pop(b)).alias(f"{a}|{b}") for a, b in pairs]
+    got = num.agg(F.count(F.lit(1)).alias("n"), *pearson).first()
     rows = []
-    if num.limit(2).count() >= 2:
-        for method in ("pearson", "spearman"):
-            m = Correlation.corr(vec, "v", method).first()[0].toArray()
-            for i, a in enumerate(cols):
-                for j in range(i + 1, len(cols)):
-                    x = float(m[i, j])
-                    rows.append((method, a, cols[j], None if np.isnan(x) else x))
+    if got["n"] >= 2:
+        from pyspark.ml.feature import VectorAssembler
+        from pyspark.ml.stat import Correlation
+
+        rows += [("pearson", a, b, _finite(got[f"{a}|{b}"])) for a, b in pairs]
+        vec = VectorAssembler(inputCols=cols, outputCol="v").transform(num).select("v")
+        m = Correlation.corr(vec, "v", "spearman").first()[0].toArray()
+        rows += [("spearman", a, b, _finite(m[cols.index(a), cols.index(b)])) for a, b in pairs]
     return spark.createDataFrame(rows, "method string, a string, b string, value double")
+
+
+def _finite(x) -> float | None:
+    return None if x is None or np.isnan(x) else float(x)

@@ -89,9 +89,16 @@ def merge_into(
     concurrent-modification error. Every write here is keyed, so it is simply run again on the
     new snapshot: rows the other writer added are matched, not doubled.
     """
+    _retrying(path, lambda: _merge_once(spark, df, path, keys, update_when_changed, delete_missing,
+                                        delete_condition, partition_by))
+
+
+def _retrying(path: str, write) -> None:
+    """Run ``write()``; when a concurrent commit landed first, run it again on the new snapshot
+    after a short random wait (every write here is keyed or replaces a slice, so a rerun is safe)."""
     for attempt in range(1, _ATTEMPTS + 1):
         try:
-            _merge_once(spark, df, path, keys, update_when_changed, delete_missing, delete_condition, partition_by)
+            write()
             return
         except (*_CONCURRENT, _CreatedMeanwhile) as exc:
             if attempt == _ATTEMPTS:
@@ -149,6 +156,17 @@ def _merge_once(spark, df, path, keys, update_when_changed, delete_missing, dele
     if delete_missing:
         merge = merge.whenNotMatchedBySourceDelete(condition=delete_condition)
     merge.execute()
+
+
+def replace_slice(spark: "SparkSession", df: "DataFrame", path: str, condition: str) -> None:
+    """Make the rows of ``path`` matching ``condition`` (a SQL predicate over its columns) exactly
+    ``df`` in one commit (Delta's ``replaceWhere``; every row of ``df`` must match it), leaving the
+    other rows alone. One write job instead of a keyed MERGE's several, for derived slices that
+    are recomputed whole (an analysis of one curated version). The first write creates the table;
+    columns added since an older ptdm wrote it are merged into its schema. A concurrent commit that
+    touched the same slice is retried on the new snapshot, as :func:`merge_into` does."""
+    _retrying(path, lambda: df.write.format("delta").mode("overwrite").option("replaceWhere", condition)
+              .option("mergeSchema", "true").save(path))
 
 
 def append(spark: "SparkSession", df: "DataFrame", path: str) -> None:

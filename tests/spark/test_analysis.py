@@ -1,9 +1,11 @@
-"""ptdm analyze on a small dataset made here, against truths computed here: numpy's channel means
-and correlations, the curated table's counts, a planted outlier, and the report in a real browser."""
+"""ptdm analyze on small datasets made here, against truths computed here: numpy's channel means
+and correlations, the curated table's counts, a planted outlier, planted problems that must lower
+the scorecard, and the report in a real browser."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -65,6 +67,23 @@ def clean_files() -> tuple[dict[str, bytes], dict[str, np.ndarray]]:
     return files, arrays
 
 
+def planted_files() -> dict[str, bytes]:
+    """The clean files plus: label conflicts (same pixels under another label), one content under
+    two labels, rejects, and (set afterwards) stale modification times."""
+    files, _ = clean_files()
+    files = dict(files)
+    for i in range(3):  # one array (a call draws new noise), two encodings, two labels: 3 conflicts
+        a = gradient(50 + i)
+        files[f"grad/conflict{i}.bmp"] = encode(a, ".bmp")
+        files[f"bright/conflict{i}.png"] = encode(a)
+    twin = encode(gradient(60))  # one content (the same bytes) under two labels
+    files["grad/twin.png"] = files["bright/twin.png"] = twin
+    files["bright/trunc.png"] = encode(bright(50))[:200]
+    files["grad/notes.png"] = b"this is not an image"
+    files["grad/empty.png"] = b""
+    return files
+
+
 def run(ptdm, *args):
     status, out = ptdm(*args)
     assert status == 0, out
@@ -84,6 +103,17 @@ def clean(tmp_path_factory, spark, cfg):
 
 
 @pytest.fixture(scope="module")
+def planted(tmp_path_factory, spark, cfg):
+    folder = tmp_path_factory.mktemp("ana-planted")
+    write(folder, planted_files())
+    old = 946684800  # 2000-01-01: older than analysis.freshness_days
+    for p in sorted(folder.rglob("*"))[::2]:
+        if p.is_file():
+            os.utime(p, (old, old))
+    return folder, "ana_planted"
+
+
+@pytest.fixture(scope="module")
 def analysed_clean(clean, spark, cfg, tmp_path_factory):
     folder, dataset, arrays, files = clean
     _run_pipeline(cfg, folder, dataset)
@@ -93,6 +123,16 @@ def analysed_clean(clean, spark, cfg, tmp_path_factory):
     status = main(["analyze", "--dataset", dataset, "--out", str(out_dir), *_sets(cfg)])
     assert status == 0
     return dataset, arrays, files, out_dir
+
+
+@pytest.fixture(scope="module")
+def analysed_planted(planted, spark, cfg):
+    folder, dataset = planted
+    _run_pipeline(cfg, folder, dataset)
+    from ptdm_spark.cli import main
+
+    assert main(["analyze", "--dataset", dataset, *_sets(cfg)]) == 0
+    return dataset
 
 
 def _sets(cfg, extra=()):
@@ -169,6 +209,28 @@ def test_correlations_are_numpys(spark, cfg, analysed_clean):
     got = table(spark, cfg, dataset, "correlations").filter(
         "method = 'pearson' AND ((a = 'brightness' AND b = 'width') OR (a = 'width' AND b = 'brightness'))").first()
     assert abs(got.value - want) < 1e-9
+
+
+# --- the scorecard ------------------------------------------------------------------------------
+
+
+def test_scorecard_dimensions_drop_where_problems_are_planted(spark, cfg, analysed_clean, analysed_planted):
+    def card(ds):
+        return {r.dimension: r for r in table(spark, cfg, ds, "scorecard").collect()}
+
+    clean, planted = card(analysed_clean[0]), card(analysed_planted)
+    assert set(clean) == {"accuracy", "completeness", "consistency", "reliability", "timeliness"}
+    for d in clean.values():
+        assert 0.0 <= d.score <= 1.0 and d.formula
+    assert clean["reliability"].score == 1.0 and clean["timeliness"].score > 0.99
+    assert planted["accuracy"].score < clean["accuracy"].score  # label conflicts
+    assert planted["accuracy"].inputs["conflict_images"] >= 3
+    assert planted["completeness"].score < clean["completeness"].score  # rejects: fewer usable objects
+    assert planted["consistency"].score < clean["consistency"].score  # one content under two labels
+    assert planted["reliability"].score < clean["reliability"].score  # rejects
+    assert planted["reliability"].inputs["rejected_objects"] == 3
+    assert planted["timeliness"].score < clean["timeliness"].score  # stale files
+    assert "bright" in planted["reliability"].detail or "grad" in planted["reliability"].detail
 
 
 # --- the report ---------------------------------------------------------------------------------
