@@ -80,7 +80,18 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> dict[str, Callable[
     p.add_argument("--tls-cert", metavar="FILE", help="serve: PEM certificate (with --tls-key): HTTPS")
     p.add_argument("--tls-key", metavar="FILE", help="serve: PEM private key")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="list: output format")
-    return {"release": _cmd_release, "export": _cmd_export, "share": _cmd_share}
+
+    p = add("audit", "one timeline of a dataset: runs, table changes, shares and who read what",
+            "Prints, oldest first, who ran which jobs (runs), every commit of the dataset's tables (Delta history, "
+            "with the run that made it), the shares and grants of its releases, and every request of the share "
+            "server on it (access_log). No Spark.\n\n"
+            "  ptdm audit --dataset fashion\n"
+            "  ptdm audit --dataset fashion --since 7d\n"
+            "  ptdm audit --dataset fashion --since 2026-11-01 --format csv > audit.csv")
+    base.dataset_arg(p)
+    p.add_argument("--since", metavar="WHEN", help="only events from then on: a duration ago (7d, 12h, 30m) or an ISO date/time")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    return {"release": _cmd_release, "export": _cmd_export, "share": _cmd_share, "audit": _cmd_audit}
 
 
 def _cmd_release(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
@@ -217,3 +228,27 @@ def _cmd_share(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
     from ptdm_spark.sharing import server
 
     return server.serve(cfg, args.host or cfg.share.host, args.port or cfg.share.port, args.tls_cert, args.tls_key)
+
+
+def _cmd_audit(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
+    import datetime as dt
+    import os
+
+    from ptdm_spark.sharing import audit, shares, tokens
+
+    since = None
+    if args.since:
+        now = dt.datetime.now(dt.timezone.utc)
+        try:
+            ahead = tokens.parse_expiry(args.since, now) if args.since[:1].isdigit() and args.since[-1:] in "smhdw" else None
+            since = now - (ahead - now) if ahead else dt.datetime.fromisoformat(args.since.replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageError(f"--since {args.since!r}: use a duration ago (7d, 12h, 30m) or an ISO date/time") from None
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=dt.timezone.utc)
+    folder = shares.dataset_table_uri(cfg.lakehouse.root, args.dataset, "")
+    if "://" not in folder and not os.path.isdir(folder):
+        raise UsageError(f"no dataset {args.dataset!r} under {cfg.lakehouse.root}")
+    events = audit.timeline(cfg.lakehouse.root, args.dataset, since)
+    base.print_rows(("time", "kind", "who", "what", "detail"), events, args.format)
+    return 0
