@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -75,14 +76,19 @@ class Sent:
 
     def __init__(self):
         self.made: list[tuple[str, int]] = []  # (user agent, status)
+        self._n = 0
+        self._lock = threading.Lock()
 
     def __call__(self, method: str, url: str, token: str | None = None, **kw) -> requests.Response:
-        ua = f"ptdm-test/{len(self.made)}"
+        with self._lock:
+            ua = f"ptdm-test/{self._n}"
+            self._n += 1
         headers = {"User-Agent": ua, **kw.pop("headers", {})}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        r = requests.request(method, url, headers=headers, timeout=30, **kw)
-        self.made.append((ua, r.status_code))
+        r = requests.request(method, url, headers=headers, timeout=60, **kw)
+        with self._lock:
+            self.made.append((ua, r.status_code))
         return r
 
 
@@ -337,6 +343,36 @@ def test_tls_and_expired_file_url(s):
     assert s["sent"]("GET", url, verify=str(cert)).status_code == 200
     time.sleep(max(0.0, lines[2]["file"]["expirationTimestamp"] / 1000 - time.time()) + 1.5)
     assert s["sent"]("GET", url, verify=str(cert)).status_code == 403  # expired after share.url_ttl_seconds
+
+
+def test_burst_of_concurrent_clients(s):
+    """8 clients x 5 reads at once (query + every file): every answer complete and correct."""
+    from deltalake import DeltaTable
+
+    truth = sorted(hashlib.sha256(Path(p).read_bytes()).hexdigest()
+                   for p in DeltaTable(str(s["lakehouse"] / DS / "curated"), version=s["release_version"]).file_uris())
+    results, errors = [], []
+
+    def client():
+        for _ in range(5):
+            try:
+                r, lines = _query(s, "alice")
+                assert r.status_code == 200
+                got = []
+                for x in lines[2:]:
+                    g = s["sent"]("GET", x["file"]["url"])
+                    assert g.status_code == 200 and len(g.content) == x["file"]["size"]
+                    got.append(hashlib.sha256(g.content).hexdigest())
+                results.append(sorted(got))
+            except Exception as exc:  # collected: asserted below
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(results) == 40 and all(r == truth for r in results)
 
 
 def test_access_log_holds_every_request(s):
