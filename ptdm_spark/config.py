@@ -394,6 +394,28 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class ShareConfig:
+    host: str
+    port: int
+    endpoint: str
+    token_expires: str
+    url_ttl_seconds: int
+    refresh_seconds: float
+    log_flush_seconds: float
+    secret_file: str
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"share.port: {self.port} is not a TCP port (1..65535)")
+        if self.url_ttl_seconds < 1:
+            raise ConfigError("share.url_ttl_seconds: must be at least 1")
+        if self.refresh_seconds < 0 or self.log_flush_seconds <= 0:
+            raise ConfigError("share.refresh_seconds must be >= 0 and share.log_flush_seconds > 0")
+        if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
+            raise ConfigError(f"share.endpoint: {self.endpoint!r} is not an http:// or https:// URL")
+
+
+@dataclass(frozen=True)
 class Config:
     lakehouse: LakehouseConfig
     spark: SparkConfig
@@ -409,6 +431,7 @@ class Config:
     export: ExportConfig
     labels: LabelsConfig
     augment: AugmentConfig
+    share: ShareConfig
     profile: str = "local"
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
