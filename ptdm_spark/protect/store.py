@@ -44,8 +44,13 @@ class Store:
         self.conf = spark._jsc.hadoopConfiguration()
         self.root = qualify(uri)
         fs = self.jvm.org.apache.hadoop.fs.Path(self.root).getFileSystem(self.conf)
-        if fs.getClass().getName() == "org.apache.hadoop.fs.LocalFileSystem":
-            fs = fs.getRawFileSystem()
+        if self.root.startswith("file:"):
+            # LocalFileSystem (or Hive's ProxyLocalFileSystem, with the Hive catalog) is a
+            # ChecksumFileSystem: its raw filesystem reads and writes the bytes alone.
+            try:
+                fs = fs.getRawFileSystem()
+            except Exception:  # noqa: BLE001 - py4j: not a ChecksumFileSystem
+                pass
         self.fs = fs
 
     def path(self, rel: str = "") -> Any:
