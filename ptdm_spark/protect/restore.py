@@ -110,10 +110,11 @@ def from_backup(spark: "SparkSession", cfg: Config, dataset: str, location: str,
     root = f"{cfg.lakehouse.root_uri.rstrip('/')}/{target}"
     dest = Store(spark, root)
     tables = sorted(manifest["tables"])
-    present = [t for t in tables if dest.exists(t)] + [
-        t for t in tables if spark.catalog.databaseExists(target) and spark.catalog.tableExists(f"{target}.{t}")]
+    # Only tables with files count: a registration whose folder is gone (the dataset deleted, its
+    # tables not dropped) is simply pointed at the restored table again.
+    present = [t for t in tables if dest.exists(t)]
     if present and not overwrite:
-        raise UsageError(f"dataset {target!r} already has table(s) {', '.join(sorted(set(present)))}: add --overwrite "
+        raise UsageError(f"dataset {target!r} already has table(s) {', '.join(present)}: add --overwrite "
                          f"to replace them with backup {manifest['backup_id']}, or restore --as NEW_NAME")
     run = Run(job="restore", dataset=target, config=cfg, args=argv)
     start = time.monotonic()
