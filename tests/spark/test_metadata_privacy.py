@@ -39,7 +39,8 @@ def _stored(spark, cfg, dataset: str, table: str, ids: set[str]) -> dict[str, by
     from pyspark.sql import functions as F
 
     df = spark.read.format("delta").load(cfg.lakehouse.table_path(dataset, table))
-    return {r.image_id: bytes(r.image) for r in df.filter(F.col("image_id").isin(sorted(ids))).select("image_id", "image").collect()}
+    rows = df.filter(F.col("image_id").isin(sorted(ids))).select("image_id", "image").collect()
+    return {r.image_id: bytes(r.image) for r in rows}
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg"])
