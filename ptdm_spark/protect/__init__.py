@@ -1,0 +1,1 @@
+"""Protection: backup and restore of a dataset's Delta tables (``backup``, ``restore``)."""
