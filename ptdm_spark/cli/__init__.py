@@ -23,7 +23,7 @@ from ptdm_spark.config import Config, load_config
 from ptdm_spark.errors import UsageError
 
 # The command groups, in the order `ptdm --help` lists them.
-GROUPS = ("pipeline", "collection", "analyst", "analysis", "sharing", "labels")
+GROUPS = ("pipeline", "collection", "analyst", "analysis", "sharing", "labels", "protect")
 
 EPILOG = """\
 examples:

@@ -1,0 +1,1 @@
+"""Protection: erasure with proof (erase.py)."""
