@@ -372,7 +372,7 @@ def run(spark: "SparkSession", cfg: Config, p: Plan, reason: str, argv: list[str
         vacuumed = []
         for table in IMAGE_TABLES:
             path = r.table_path(table)
-            if delta.is_delta_table(spark, path):
+            if delta.is_delta_table(spark, path) and (table in deleted or _stale_files(spark, path)):
                 vacuum(spark, path)
                 r.output_versions[table] = delta.commit_of(spark, path, r.run_id)[0]
                 vacuumed.append(table)
@@ -413,6 +413,23 @@ def vacuum(spark: "SparkSession", path: str) -> None:
             spark.conf.unset(key)
         else:
             spark.conf.set(key, previous)
+
+
+def _stale_files(spark: "SparkSession", path: str) -> int:
+    """Data files under the table's folder that its current version does not use (files of older
+    versions, or of writes that failed): what a VACUUM would delete. A table that has none and no
+    erased row now holds no erased byte, and is not vacuumed (its time travel keeps working)."""
+    from ptdm_spark.io import sources
+
+    current = {u.rsplit("/", 1)[-1] for u in spark.read.format("delta").load(path).inputFiles()}
+    fs, root = sources.hadoop_fs(spark, path)
+    n, it = 0, fs.listFiles(root, True)
+    while it.hasNext():
+        p = it.next().getPath()
+        if "/_delta_log/" not in p.toString() and not p.getName().startswith(("_", ".")) \
+                and p.getName() not in current:
+            n += 1
+    return n
 
 
 def _amend_releases(spark: "SparkSession", r: "Run", names: list[str]) -> None:
