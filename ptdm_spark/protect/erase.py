@@ -215,6 +215,31 @@ def _holds(spark: "SparkSession", cfg: Config, dataset: str, version: int, ids: 
         return None
 
 
+def _curated_since(spark: "SparkSession", cfg: Config, dataset: str, ids: list[str]) -> int | None:
+    """The oldest version of ``curated`` at which one of ``ids`` is known to be there: the
+    newest commit of the run that wrote its row now (rows keep their run_id until changed); None
+    when none of them is in curated now (then an unreadable version cannot be checked)."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    cur = _table(spark, cfg, dataset, "curated")
+    if cur is None or not ids:
+        return None
+    runs = {r[0] for r in cur.filter(_in(F.col("image_id"), ids)).select("run_id").distinct().collect()}
+    if not runs:
+        return None
+    written: dict[str, int] = {}
+    for c in DeltaTable.forPath(spark, cfg.lakehouse.table_path(dataset, "curated")).history().select(
+            "version", "userMetadata").collect():
+        try:
+            run_id = json.loads(c["userMetadata"] or "{}").get("run_id")
+        except ValueError:
+            continue
+        if run_id in runs:
+            written[run_id] = max(written.get(run_id, -1), int(c["version"]))
+    return min(written.values()) if written else None
+
+
 def plan(spark: "SparkSession", cfg: Config, dataset: str, ids: list[str], uris: list[str]) -> Plan:
     """Resolve ids and URIs to everything derived from them. UsageError (before any write) for an
     id or URI the dataset does not know."""
@@ -291,8 +316,12 @@ def plan(spark: "SparkSession", cfg: Config, dataset: str, ids: list[str], uris:
             versions |= {int(r[0]) for r in t[name].select("curated_version").distinct().collect()}
     held = sorted(v for v in versions if every and _holds(spark, cfg, dataset, v, every))
     amend, unchecked = [], []
+    since: list[int | None] = []
     for r in rel.all_releases(spark, cfg, dataset):
         h = _holds(spark, cfg, dataset, r.curated_version, every) if every else False
+        if h is None:  # an earlier erasure vacuumed that version: decide from the rows curated holds now
+            since = since or [_curated_since(spark, cfg, dataset, every)]
+            h = None if since[0] is None else since[0] <= r.curated_version
         if h is None:
             unchecked.append(r.name)
         elif h:
