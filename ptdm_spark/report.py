@@ -93,6 +93,16 @@ def accounting(spark: "SparkSession", cfg: "Config", dataset: str) -> dict[str, 
         "duplicates": dups.select("image_id").distinct().count(),
         "curated": cur.count(),
     }
+    # Objects `ptdm erase` removed: gone from every table, counted here (erasures.objects).
+    er_path = cfg.lakehouse.table_path(dataset, "erasures")
+    erased = {"objects": 0, "images": 0}
+    from ptdm_spark.io import delta
+
+    if delta.is_delta_table(spark, er_path):
+        e = t("erasures").agg(F.sum("objects").alias("o"), F.count(F.lit(1)).alias("n"),
+                              F.size(F.array_distinct(F.flatten(F.collect_list("image_ids")))).alias("i")).first()
+        erased = {"objects": int(e["o"] or 0), "images": int(e["i"] or 0), "erasures": int(e["n"])}
+    n["erased_objects"] = erased["objects"]
     dup_by = {r["method"]: r["count"] for r in dups.groupBy("method").count().collect()}
     excluded = (images.join(dups.select("image_id"), "image_id", "left_anti")
                 .join(cur.select("image_id"), "image_id", "left_anti"))
@@ -105,7 +115,11 @@ def accounting(spark: "SparkSession", cfg: "Config", dataset: str) -> dict[str, 
 
     _out()
     _out(f"accounting of dataset {dataset!r}")
-    _out(f"  source objects          {n['raw_objects'] + sum(ingest_rej.values()) + sum(collect_rej.values()):>9}")
+    objects = n["raw_objects"] + sum(ingest_rej.values()) + sum(collect_rej.values()) + n["erased_objects"]
+    _out(f"  source objects          {objects:>9}")
+    if n["erased_objects"]:
+        _out(f"    erased                {n['erased_objects']:>9}   ({erased['images']} image id(s) in "
+             f"{erased['erasures']} erasure(s); see erasures)")
     if collect_rej:  # URLs ptdm collect could not fetch
         _out(f"    failed at collect     {sum(collect_rej.values()):>9}   ({_reasons(collect_rej)})")
     _out(f"    rejected at ingest    {sum(ingest_rej.values()):>9}   ({_reasons(ingest_rej)})")

@@ -23,7 +23,7 @@ from pyspark.sql.types import (
 
 TABLES = ("raw_images", "images", "rejects", "duplicates", "label_conflicts", "phash_index", "phash_pairs",
           "splits", "leakage", "curated", "runs", "fetch_log", "classes", "label_history", "augmented", "stats", "correlations",
-          "outliers", "scorecard", "releases")
+          "outliers", "scorecard", "releases", "erasures")
 
 
 def _s(*fields: tuple) -> StructType:
@@ -367,6 +367,29 @@ RELEASES = _s(
     ("classes", ArrayType(StructType([StructField("label", StringType(), False),
                                       StructField("index", IntegerType(), False)])), False),
     ("digest", StringType(), False),
+    # Set by ``ptdm erase`` when it removed images this release held (NULL: as created). The
+    # release's pinned versions of the erased tables are vacuumed: they no longer read.
+    ("amended_at", TimestampType(), True),
+    ("amended_by", ArrayType(StringType()), True),  # the erasures' run ids
+)
+
+# One row per ``ptdm erase`` run: what was erased (ids, URIs and hashes, never content), why, by
+# whom, when, the rows deleted per table and the table versions written (protect/erase.py).
+ERASURES = _s(
+    ("run_id", StringType(), False),
+    ("dataset", StringType(), False),
+    ("image_ids", ArrayType(StringType()), False),  # SHA-256 of the original bytes
+    ("source_uris", ArrayType(StringType()), False),  # every source object removed
+    ("urls", ArrayType(StringType()), False),  # fetch_log URLs removed (ptdm collect)
+    ("image_sha256", ArrayType(StringType()), False),  # SHA-256 of the normalized bytes (images.image)
+    ("pixel_sha256", ArrayType(StringType()), False),
+    ("objects", LongType(), False),  # source objects erased (the accounting's "erased")
+    ("reason", StringType(), False),
+    ("user", StringType(), True),
+    ("erased_at", TimestampType(), False),
+    ("rows_deleted", MapType(StringType(), LongType()), False),
+    ("table_versions", MapType(StringType(), LongType()), False),
+    ("releases_amended", ArrayType(StringType()), False),
 )
 
 

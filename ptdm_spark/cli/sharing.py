@@ -141,6 +141,9 @@ def _cmd_release(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
 def _show(rel) -> None:
     print(f"release {rel.name} of {rel.dataset}: {rel.images} images, digest sha256:{rel.digest}")
     print(f"  created {rel.created_at} by {rel.user} (run {rel.run_id})" + (f": {rel.note}" if rel.note else ""))
+    if rel.amended:
+        print(f"  AMENDED {rel.amended_at} by erasure run(s) {', '.join(rel.amended_by)}: images were erased; "
+              "its pinned versions of the erased tables no longer read")
     print("  tables: " + ", ".join(f"{t}@{v}" for t, v in sorted(rel.table_versions.items())))
     print("  classes: " + ", ".join(f"{i}={lb}" for lb, i in sorted(rel.classes.items(), key=lambda x: x[1])))
     base.print_rows(("split", "label", "images"),

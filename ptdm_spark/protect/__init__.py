@@ -1,1 +1,2 @@
-"""Protection: backup and restore of a dataset's Delta tables (``backup``, ``restore``)."""
+"""Protection: backup and restore of a dataset's Delta tables (``backup``, ``restore``), erasure with
+proof (``erase``)."""

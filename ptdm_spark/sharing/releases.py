@@ -5,7 +5,9 @@ and label, the class indices (``classes.class_indices``) and a content digest: S
 lines ``image_id<TAB>label<TAB>split<LF>`` (an unlabelled image's label is empty) of ``curated``
 at that version, sorted by image_id. Everything that hands data to someone (exports, the loader,
 the data API) reads the tables at a release's versions, never the live ones. A release never
-changes: its row is only ever inserted.
+changes: its row is only ever inserted, except that ``ptdm erase`` marks a release whose images it
+removed as amended (``amended_at``, ``amended_by``: its pinned versions of the erased tables are
+vacuumed and no longer read).
 """
 
 from __future__ import annotations
@@ -45,17 +47,30 @@ class Release:
     classes: dict[str, int]
     digest: str
     extra: dict[str, Any] = field(default_factory=dict)
+    amended_at: dt.datetime | None = None  # set by ptdm erase (protect/erase.py)
+    amended_by: tuple[str, ...] = ()
 
     @classmethod
     def from_row(cls, r: Any) -> "Release":
         return cls(r["name"], r["dataset"], r["created_at"], r["user"], r["note"], r["run_id"],
                    {k: int(v) for k, v in (r["table_versions"] or {}).items()}, int(r["images"]),
                    [(c["split"], c["label"], int(c["images"])) for c in r["counts"]],
-                   {c["label"]: int(c["index"]) for c in r["classes"]}, r["digest"])
+                   {c["label"]: int(c["index"]) for c in r["classes"]}, r["digest"],
+                   amended_at=_get(r, "amended_at"), amended_by=tuple(_get(r, "amended_by") or ()))
+
+    @property
+    def amended(self) -> bool:
+        return self.amended_at is not None
 
     @property
     def curated_version(self) -> int:
         return self.table_versions["curated"]
+
+
+def _get(r: Any, name: str) -> Any:
+    """A column a releases table written before it existed lacks (amended_at, amended_by)."""
+    d = r.asDict() if hasattr(r, "asDict") else dict(r)
+    return d.get(name)
 
 
 def check_name(name: str) -> str:
@@ -167,7 +182,7 @@ def create(spark: "SparkSession", cfg: Config, dataset: str, name: str, note: st
                   run_id=run.run_id, table_versions=versions, images=images,
                   counts=[Row(split=s, label=lb, images=n) for s, lb, n in counts],
                   classes=[Row(label=lb, index=i) for lb, i in sorted(classes.items(), key=lambda x: x[1])],
-                  digest=digest)
+                  digest=digest, amended_at=None, amended_by=None)
         df = spark.createDataFrame([row], schemas.RELEASES)
         metrics = write_table(spark, run, TABLE, df, ("name",))
         if not delta.rows_inserted(metrics):  # another writer created the same name first
