@@ -73,9 +73,10 @@ class Run:
     def begin(self, spark: "SparkSession") -> None:
         """Record this run as ``running`` before it touches a table, so that a run killed half-way
         still has its row. Runs of this host left ``running`` by a process that no longer exists
-        (killed, machine restarted) are marked ``abandoned`` first."""
+        (killed, machine restarted) are marked ``abandoned`` first (once per process and dataset:
+        the jobs of one ``ptdm run`` look once)."""
         path = self.table_path("runs")
-        if delta.is_delta_table(spark, path):
+        if path not in _LOOKED_FOR_STALE and delta.is_delta_table(spark, path):
             stale = (spark.read.format("delta").load(path).filter("status = 'running'")
                      .select("run_id", "host", "pid").collect())
             dead = [r.run_id for r in stale if r.host == _host() and r.pid is not None and not pid_alive(r.pid)]
@@ -85,13 +86,21 @@ class Run:
 
                 with delta.commit_metadata(spark, self.commit_meta):
                     DeltaTable.forPath(spark, path).update(F.col("run_id").isin(dead), {"status": F.lit("abandoned")})
-        self._write(spark, "running", None)
+        _LOOKED_FOR_STALE.add(path)
+        # A new run id is in no row yet: a blind append, not a keyed MERGE (one Spark job).
+        with delta.commit_metadata(spark, self.commit_meta):
+            delta.append(spark, self._row(spark, "running", None), path)
+        delta.register(spark, self.dataset, "runs", path)
 
     def record(self, spark: "SparkSession", status: str) -> None:
-        """This run's final row in ``<dataset>/runs`` (replacing its ``running`` row)."""
-        self._write(spark, status, dt.datetime.now(dt.timezone.utc))
+        """This run's final row in ``<dataset>/runs``, replacing its ``running`` row in one commit."""
+        path = self.table_path("runs")
+        with delta.commit_metadata(spark, self.commit_meta):
+            delta.replace_slice(spark, self._row(spark, status, dt.datetime.now(dt.timezone.utc)), path,
+                                f"run_id = '{self.run_id}'")
+        delta.register(spark, self.dataset, "runs", path)
 
-    def _write(self, spark: "SparkSession", status: str, finished_at: dt.datetime | None) -> None:
+    def _row(self, spark: "SparkSession", status: str, finished_at: dt.datetime | None):
         from pyspark.sql import Row
 
         from ptdm_spark import schemas
@@ -114,13 +123,10 @@ class Run:
             output_versions={k: int(v) for k, v in self.output_versions.items()},
             counts={k: int(v) for k, v in self.counts.items()},
         )
-        df = spark.createDataFrame([row], schema=schemas.RUNS)
-        path = self.table_path("runs")
-        with delta.commit_metadata(spark, self.commit_meta):
-            # The final row always differs from the running one in status or finished_at (maps
-            # cannot be compared in a merge condition; they change together with these).
-            delta.merge_into(spark, df, path, ("run_id",), update_when_changed=("status", "finished_at"))
-        delta.register(spark, self.dataset, "runs", path)
+        return spark.createDataFrame([row], schema=schemas.RUNS)
+
+
+_LOOKED_FOR_STALE: set[str] = set()
 
 
 def _host() -> str:

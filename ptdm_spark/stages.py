@@ -23,6 +23,7 @@ from ptdm_spark.pipeline.job import Clock, job, log  # noqa: F401 (the stages' p
 from ptdm_spark.pipeline.job import by as _by
 from ptdm_spark.pipeline.job import check_writable as _check_writable
 from ptdm_spark.pipeline.job import read_table as _read
+from ptdm_spark.pipeline.job import replace_table as _replace
 from ptdm_spark.pipeline.job import stage_frame as _stage
 from ptdm_spark.pipeline.job import write_table as _write
 from ptdm_spark.runs import Run
@@ -211,11 +212,10 @@ def dedupe(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
                      .select(*cols, "comp"), run, "members")
     dups = _stage(spark, t_dedupe.duplicates(members, run.run_id), run, "duplicates")
     clock.lap("grouped the images into components")
-    _write(spark, run, "duplicates", dups, ("image_id",), update_when_changed=("kept_id", "method", "distance"),
-           delete_missing=True)
+    # Both derived wholly from this run's components: replaced, not merged.
+    _replace(spark, run, "duplicates", dups)
     conflicts = _stage(spark, t_dedupe.label_conflicts(members, dups, run.run_id), run, "conflicts")
-    _write(spark, run, "label_conflicts", conflicts, ("kept_id",),
-           update_when_changed=("members", "labels", "image_ids"), delete_missing=True)
+    _replace(spark, run, "label_conflicts", conflicts)
     clock.lap("wrote duplicates and label_conflicts")
 
     by_method = _by(dups, "method")
@@ -314,8 +314,7 @@ def curate(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
         _write(spark, run, "splits", t_curate.split_rows(new_splits, run.run_id), ("image_id",)))
     splits = _read(spark, run, "splits")
     leaks = _stage(spark, t_curate.leakage(members, splits, run.run_id), run, "leakage")
-    _write(spark, run, "leakage", leaks, ("image_id",), update_when_changed=("split", "kept_id", "train_ids"),
-           delete_missing=True)
+    _replace(spark, run, "leakage", leaks)
 
     cur = t_curate.curated(members.filter(~F.col("dropped")), splits, images, c.exclude_flags, run.run_id)
     _write(spark, run, "curated", cur, ("image_id",),

@@ -41,12 +41,67 @@ def is_delta_table(spark: "SparkSession", path: str) -> bool:
 
 
 def table_version(spark: "SparkSession", path: str) -> int | None:
-    """The current version of the table at ``path``, or None when there is no table yet."""
-    from delta.tables import DeltaTable
+    """The current version of the table at ``path``, or None when there is no table yet: the
+    newest commit file in its ``_delta_log`` (a listing, no Spark job)."""
+    versions = _log_versions(spark, path)
+    return versions[-1] if versions else None
 
-    if not is_delta_table(spark, path):
-        return None
-    return DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
+
+_COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
+
+
+def _log_versions(spark: "SparkSession", path: str) -> list[int]:
+    """The versions of the commit files in ``path/_delta_log``, ascending (empty: no table)."""
+    import os
+
+    local = _local_path(path)
+    if local is not None:
+        try:
+            names = os.listdir(os.path.join(local, "_delta_log"))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+    else:
+        from ptdm_spark.io import sources
+
+        fs, log = sources.hadoop_fs(spark, f"{path.rstrip('/')}/_delta_log")
+        if not fs.exists(log):
+            return []
+        names = [st.getPath().getName() for st in fs.listStatus(log)]
+    return sorted(int(m.group(1)) for m in map(_COMMIT_FILE.match, names) if m)
+
+
+def _local_path(path: str) -> str | None:
+    if path.startswith("file://"):
+        return path[len("file://"):] or "/"
+    if path.startswith("file:"):
+        return path[len("file:"):]
+    return None if "://" in path else path
+
+
+def _commit_info(spark: "SparkSession", path: str, version: int) -> dict:
+    """The ``commitInfo`` action of commit ``version`` (empty when it has none)."""
+    name = f"{path.rstrip('/')}/_delta_log/{version:020d}.json"
+    local = _local_path(name)
+    if local is not None:
+        with open(local, encoding="utf-8") as fh:
+            text = fh.read()
+    else:
+        from ptdm_spark.io import sources
+
+        fs, p = sources.hadoop_fs(spark, name)
+        stream = fs.open(p)
+        try:
+            text = spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        finally:
+            stream.close()
+    for line in text.splitlines():
+        if line.startswith('{"commitInfo"'):
+            return json.loads(line)["commitInfo"]
+    for line in text.splitlines():  # a writer that put another action first
+        action = json.loads(line) if line.strip() else {}
+        if "commitInfo" in action:
+            return action["commitInfo"]
+    return {}
 
 
 @contextlib.contextmanager
@@ -169,39 +224,49 @@ def replace_slice(spark: "SparkSession", df: "DataFrame", path: str, condition: 
               .option("mergeSchema", "true").save(path))
 
 
+def overwrite(spark: "SparkSession", df: "DataFrame", path: str) -> None:
+    """Make the table at ``path`` exactly ``df`` in one commit: for small derived tables that are
+    recomputed whole every run (duplicates, label_conflicts, leakage). One write job, where a
+    keyed MERGE with deletes runs several and reads the table first. The first write creates
+    the table; columns added since an older ptdm wrote it are merged into its schema; a
+    concurrent commit is retried on the new snapshot (the result is the same ``df``)."""
+    _retrying(path, lambda: df.write.format("delta").mode("overwrite").option("mergeSchema", "true").save(path))
+
+
 def append(spark: "SparkSession", df: "DataFrame", path: str) -> None:
-    """Plain append (the ``runs`` ledger: every run is a new row by definition)."""
-    df.write.format("delta").mode("append").save(path)
+    """Plain append, for rows whose key cannot be in the table yet (a new run's ``runs`` row): one
+    write job, no scan. The first append creates the table; columns added since an older ptdm
+    wrote it are merged into its schema. Two writers creating the table at once: the loser
+    retries and appends on top."""
+    _retrying(path, lambda: df.write.format("delta").mode("append").option("mergeSchema", "true").save(path))
 
 
 def register(spark: "SparkSession", dataset: str, table: str, path: str) -> None:
     """Register ``dataset.table`` in the persistent catalog, pointing at ``path`` (idempotent)."""
     check_dataset_name(dataset)
-    if not spark.catalog.databaseExists(dataset):
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{dataset}`")
-    if not spark.catalog.tableExists(f"{dataset}.{table}"):
-        spark.sql(f"CREATE TABLE IF NOT EXISTS `{dataset}`.`{table}` USING DELTA LOCATION '{path}'")
+    if spark.catalog.tableExists(f"{dataset}.{table}"):  # the usual case: one catalog call
+        return
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{dataset}`")
+    spark.sql(f"CREATE TABLE IF NOT EXISTS `{dataset}`.`{table}` USING DELTA LOCATION '{path}'")
 
 
 def commit_of(spark: "SparkSession", path: str, run_id: str, look_back: int = 20) -> tuple[int | None, dict[str, int]]:
-    """(version, operation metrics) of the newest commit stamped with ``run_id``, from one read of
-    the table's history; when the run made no commit (a write with nothing to change), the
-    table's current version and no metrics. Concurrent writers' later commits are looked past."""
-    from delta.tables import DeltaTable
-
-    if not is_delta_table(spark, path):
+    """(version, operation metrics) of the newest commit stamped with ``run_id``; when the run made
+    no commit (a write with nothing to change), the table's current version and no metrics.
+    Concurrent writers' later commits are looked past. Read from the newest commit files of the
+    table's log directly: Delta's history API would run a Spark job for it after every write."""
+    versions = _log_versions(spark, path)
+    if not versions:
         return None, {}
-    rows = DeltaTable.forPath(spark, path).history(look_back).select(
-        "version", "userMetadata", "operationMetrics").collect()
-    version = max(r["version"] for r in rows)
-    for r in sorted(rows, key=lambda r: -r["version"]):
+    for version in reversed(versions[-look_back:]):
+        info = _commit_info(spark, path, version)
         try:
-            meta = json.loads(r["userMetadata"] or "{}")
+            meta = json.loads(info.get("userMetadata") or "{}")
         except ValueError:
             continue
-        if meta.get("run_id") == run_id:
-            return r["version"], _ints(r["operationMetrics"] or {})
-    return version, {}
+        if isinstance(meta, dict) and meta.get("run_id") == run_id:
+            return version, _ints(info.get("operationMetrics") or {})
+    return versions[-1], {}
 
 
 def _ints(metrics: Mapping[str, str]) -> dict[str, int]:

@@ -106,6 +106,15 @@ def write_table(spark: "SparkSession", run: Run, table: str, df: "DataFrame", ke
     return metrics
 
 
+def replace_table(spark: "SparkSession", run: Run, table: str, df: "DataFrame") -> None:
+    """Make ``table`` exactly ``df`` in one commit (see :func:`ptdm_spark.io.delta.overwrite`), for
+    small derived tables recomputed whole; register it, note its version."""
+    path = run.table_path(table)
+    delta.overwrite(spark, df, path)
+    delta.register(spark, run.dataset, table, path)
+    run.output_versions[table] = delta.commit_of(spark, path, run.run_id)[0]
+
+
 def replace_slice(spark: "SparkSession", run: Run, table: str, df: "DataFrame", condition: str) -> None:
     """Replace the rows of ``table`` matching ``condition`` with ``df`` in one commit (see
     :func:`ptdm_spark.io.delta.replace_slice`), register the table, note its version."""
