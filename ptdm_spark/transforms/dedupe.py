@@ -31,8 +31,9 @@ def phash_eligible(min_side: int, skip_flags: Sequence[str]) -> Column:
 
 def band_rows(hashes: DataFrame, masks: Sequence[int]) -> DataFrame:
     """(phash, is_new) -> one row per band key: (band, key = phash & mask, phash, is_new)."""
-    bands = F.array(*[F.struct(F.lit(i).alias("band"), F.lit(m).cast("long").alias("mask"))
-                      for i, m in enumerate(masks)])
+    # One SQL expression, not two Column objects per band built through py4j (91 bands: 1.5 s).
+    bands = F.expr("array(" + ", ".join(f"named_struct('band', {i}, 'mask', CAST({int(m)} AS BIGINT))"
+                                        for i, m in enumerate(masks)) + ")")
     return (hashes.select("phash", "is_new", F.explode(bands).alias("b"))
             .select(F.col("b.band").alias("band"), (F.col("phash").bitwiseAND(F.col("b.mask"))).alias("key"),
                     "phash", "is_new"))
