@@ -1,27 +1,26 @@
 """The stages of the pipeline, each a short table of contents: read -> transform -> write.
 
-``run_command`` is what ``ptdm <stage>`` and ``spark-submit jobs/<stage>.py`` call. Each stage is
-one job: it records a ``runs`` row, stamps its Delta commits with the run id and config hash, and
-prints its accounting.
+Each stage takes its own config section (``ingest``, ``process``, ``dedupe``, ``curate``) and runs
+inside a job (:func:`ptdm_spark.pipeline.job.job`: a ``runs`` row, commits stamped with the run
+id); :func:`run_stage` calls one by name with the whole config. The command dispatch
+(``ptdm <stage>``, ``spark-submit jobs/<stage>.py``) lives in :mod:`ptdm_spark.cli.pipeline`.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ptdm_spark import report, schemas, udfs
-from ptdm_spark.config import Config
+from ptdm_spark.config import Config, CurateConfig, DedupeConfig, IngestConfig, LabelsConfig, ProcessConfig
 from ptdm_spark.errors import UsageError
 from ptdm_spark.imaging.pipeline import Params
 from ptdm_spark.io import delta, sources
 from ptdm_spark.pipeline import labels as p_labels
-from ptdm_spark.pipeline.job import Clock, job, log  # noqa: F401 (the stages' plumbing)
+from ptdm_spark.pipeline.job import Clock, job, log, size_arrow_batches  # noqa: F401 (the stages' plumbing)
 from ptdm_spark.pipeline.job import by as _by
-from ptdm_spark.pipeline.job import check_writable as _check_writable
 from ptdm_spark.pipeline.job import read_table as _read
 from ptdm_spark.pipeline.job import replace_table as _replace
 from ptdm_spark.pipeline.job import stage_frame as _stage
@@ -48,15 +47,15 @@ class IngestInputs:
     manifest: "DataFrame | None"
 
     @classmethod
-    def prepare(cls, spark: "SparkSession", cfg: Config, srcs: list[str], labels: str | None) -> "IngestInputs":
+    def prepare(cls, spark: "SparkSession", c: IngestConfig, srcs: list[str], labels: str | None) -> "IngestInputs":
         resolved = sources.resolve(spark, srcs)
-        mode = labels or cfg.ingest.labels
+        mode = labels or c.labels
         if mode in ("dirname", "none"):
             return cls(resolved, mode, None)
         return cls(resolved, "none", sources.read_manifest(spark, mode))
 
 
-def ingest(spark: "SparkSession", cfg: Config, run: Run, inputs: IngestInputs) -> dict[str, Any]:
+def ingest(spark: "SparkSession", c: IngestConfig, run: Run, inputs: IngestInputs) -> dict[str, Any]:
     """Sources -> raw_images (+ rejects for objects that could not be read).
 
     The image files' bytes are read once, by the ``raw_images`` write itself; what the job counts
@@ -64,7 +63,7 @@ def ingest(spark: "SparkSession", cfg: Config, run: Run, inputs: IngestInputs) -
     from pyspark.sql import functions as F
 
     clock = Clock("ingest")
-    read = sources.read_objects(spark, inputs.sources, cfg.ingest, inputs.labels,
+    read = sources.read_objects(spark, inputs.sources, c, inputs.labels,
                                 stage=lambda df, name: _stage(spark, df, run, name))
     clock.lap(f"listed {len(inputs.sources)} source(s), sorted the files by kind, staged the other objects")
     objects = read.files.unionByName(read.others)
@@ -115,7 +114,7 @@ def ingest(spark: "SparkSession", cfg: Config, run: Run, inputs: IngestInputs) -
     return run.counts
 
 
-def process(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
+def process(spark: "SparkSession", c: ProcessConfig, run: Run) -> dict[str, Any]:
     """raw_images -> images (decoded, validated, scored, normalized) + rejects (reason codes).
 
     Two passes, so that the normalized bytes of the accepted images are written once, straight
@@ -131,7 +130,7 @@ def process(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
 
     def write_images(processed: "DataFrame") -> int:
         return delta.rows_inserted(_write(spark, run, "images", t_process.images(
-            processed, cfg.process.quality, run.run_id), ("image_id",)))
+            processed, c.quality, run.run_id), ("image_id",)))
 
     stats = (raw.groupBy("image_id").agg(F.first("size_bytes").alias("n")).join(_done(spark, run), "image_id", "left_anti")
              .agg(F.count(F.lit(1)).alias("images"), F.sum("n").alias("bytes")).first())
@@ -139,19 +138,19 @@ def process(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
     log(f"[process] {todo_n} new image(s), {todo_bytes / 1e6:.1f} MB")
     inserted, reasons = 0, {}
     if todo_n:
-        _size_batches(spark, cfg, todo_n, todo_bytes)
+        size_arrow_batches(spark, c.max_records_per_batch, c.batch_bytes, todo_n, todo_bytes)
         clock = Clock("process")
         # A multiple of the cores, so that the last wave of tasks keeps every core busy.
         cores = spark.sparkContext.defaultParallelism
         parts = cores * max(2, math.ceil(todo_bytes / (32 << 20) / cores))
-        processed = _process_udf(cfg, t_process.pending(raw, _done(spark, run)), parts)
+        processed = _process_udf(c, t_process.pending(raw, _done(spark, run)), parts)
         clock.expect(todo_n, tasks=parts)
         inserted = write_images(processed)
         clock.lap(f"decoded, scored, normalized and wrote images in {parts} tasks")
 
         if inserted < todo_n:  # some were rejected (or a concurrent writer inserted them first)
             clock.expect(todo_n - inserted, tasks=cores)
-            left = _stage(spark, _process_udf(cfg, t_process.pending(raw, _done(spark, run)), cores), run, "left")
+            left = _stage(spark, _process_udf(c, t_process.pending(raw, _done(spark, run)), cores), run, "left")
             outcome = _by(left.withColumn("ok", F.col("reason").isNull()), "ok")
             if outcome.get("true"):
                 inserted += write_images(left)
@@ -178,24 +177,15 @@ def _done(spark: "SparkSession", run: Run) -> "DataFrame":
     return ids.filter(F.col("image_id").isNotNull()).distinct()
 
 
-def _process_udf(cfg: Config, todo: "DataFrame", parts: int) -> "DataFrame":
+def _process_udf(c: ProcessConfig, todo: "DataFrame", parts: int) -> "DataFrame":
     return todo.repartition(parts).mapInPandas(
-        udfs.process_images(Params.from_config(cfg.process), t_process.PASSTHROUGH), schemas.PROCESSED_OUT)
+        udfs.process_images(Params.from_config(c), t_process.PASSTHROUGH), schemas.PROCESSED_OUT)
 
 
-def _size_batches(spark: "SparkSession", cfg: Config, n: int, total_bytes: int) -> None:
-    """Arrow batches bounded by bytes: rows per batch = batch_bytes / average object size."""
-    avg = max(1, total_bytes // max(1, n))
-    rows = max(1, min(cfg.process.max_records_per_batch, cfg.process.batch_bytes // avg))
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(rows))
-    spark.conf.set("spark.sql.execution.arrow.maxBytesPerBatch", str(cfg.process.batch_bytes))
-
-
-def dedupe(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
+def dedupe(spark: "SparkSession", d: DedupeConfig, run: Run) -> dict[str, Any]:
     """images -> duplicates (pixel: identical pixels; phash: near duplicates) + label_conflicts."""
     from pyspark.sql import functions as F
 
-    d = cfg.dedupe
     images = _read(spark, run, "images")
     if "colour_thumb" not in images.columns:  # a table written before colour thumbnails existed
         images = images.withColumn("colour_thumb", F.lit(None).cast("binary"))
@@ -206,7 +196,7 @@ def dedupe(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
         nodes = images.filter(eligible).select(
             "image_id", (F.col("width").cast("long") * F.col("height")).alias("pixels"), "phash", "dhash",
             "colour_thumb", "pixel_sha256")
-        groups = _near_duplicate_graph(spark, cfg, run, nodes, clock)
+        groups = _near_duplicate_graph(spark, d, run, nodes, clock)
     cols = ("image_id", "width", "height", "pixel_sha256", "phash", "label", "labels", "flags")
     members = _stage(spark, t_dedupe.members(images.select(*cols), groups, eligible, "pixel" in d.methods)
                      .select(*cols, "comp"), run, "members")
@@ -227,7 +217,7 @@ def dedupe(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
     return run.counts
 
 
-def _near_duplicate_graph(spark: "SparkSession", cfg: Config, run: Run, nodes: "DataFrame",
+def _near_duplicate_graph(spark: "SparkSession", d: DedupeConfig, run: Run, nodes: "DataFrame",
                           clock: Clock) -> "DataFrame | None":
     """Search the new pHashes of the eligible images ``nodes`` (image_id, pixels, phash, dhash,
     colour_thumb, pixel_sha256) against all (banded keys), store the near pairs of pHashes,
@@ -239,7 +229,7 @@ def _near_duplicate_graph(spark: "SparkSession", cfg: Config, run: Run, nodes: "
 
     from ptdm_spark.imaging import hashing
 
-    p = cfg.dedupe.phash
+    p = d.phash
     index = _read(spark, run, "phash_index", schemas.PHASH_INDEX).filter(F.col("max_distance") >= p.max_distance)
     searched_before = index.select("phash", F.lit(False).alias("is_new"))
     hashes = _stage(spark, nodes.select("phash").distinct().join(searched_before, "phash", "left")
@@ -269,7 +259,7 @@ def _near_duplicate_graph(spark: "SparkSession", cfg: Config, run: Run, nodes: "
     if not run.counts["pairs"]:
         return None
     group_nodes = nodes.select(*[c.split()[0] for c in t_dedupe.GROUP_NODES.split(", ")])
-    if run.counts["pairs"] <= cfg.dedupe.driver_components_max_edges:
+    if run.counts["pairs"] <= d.driver_components_max_edges:
         groups = t_dedupe.groups_in_memory(edges, group_nodes, p.member_max_distance, p.colour_max_distance)
         where = "on the driver"
     else:
@@ -281,17 +271,16 @@ def _near_duplicate_graph(spark: "SparkSession", cfg: Config, run: Run, nodes: "
     return groups
 
 
-def curate(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
+def curate(spark: "SparkSession", c: CurateConfig, labels: LabelsConfig, run: Run) -> dict[str, Any]:
     """Splits (per component, stable, stratified) -> splits + leakage; images - duplicates -
-    excluded flags -> curated."""
+    excluded flags -> curated (with each image's current label under the ``labels`` policy)."""
     from pyspark.sql import functions as F
 
-    c = cfg.curate
     images = _read(spark, run, "images")
     dups = _read(spark, run, "duplicates", schemas.DUPLICATES)
     old = _read(spark, run, "splits", schemas.SPLITS)
     # The label an image has now (its newest correction, else labels.policy), never the one it arrived with.
-    current = p_labels.current_labels(spark, cfg, run)
+    current = p_labels.current_labels(spark, labels, run)
     members = _stage(spark, t_curate.with_components(
         images.drop("label").join(current, "image_id").select(
             "image_id", "label", "source_split", "flags", "width", "height", "channels", "pixel_sha256",
@@ -327,51 +316,18 @@ def curate(spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
     return run.counts
 
 
-# --- command dispatch ----------------------------------------------------------------------------
+# --- by name --------------------------------------------------------------------------------------
 
 
-def run_command(command: str, args: argparse.Namespace, cfg: Config, argv: list[str],
-                session: Callable[[Config], "SparkSession"]) -> int:
-    dataset = delta.check_dataset_name(args.dataset)
-    if command in ("ingest", "run"):
-        _precheck_sources(args.sources)
-        labels = args.labels
-        if labels and labels not in ("dirname", "none"):
-            import os
-
-            if "://" not in labels and not os.path.isfile(labels):
-                raise UsageError(f"--labels {labels}: no such manifest file (or use dirname / none)")
-    spark = session(cfg)
-    if command in ("process", "dedupe", "curate") and not delta.is_delta_table(
-            spark, cfg.lakehouse.table_path(dataset, "raw_images")):
-        raise UsageError(f"unknown dataset {dataset!r}: nothing ingested under {cfg.lakehouse.root_uri}/{dataset} "
-                         f"(run: ptdm ingest SOURCE --dataset {dataset})")
-    steps = list(STAGES) if command == "run" else [command]
-    inputs = IngestInputs.prepare(spark, cfg, args.sources, args.labels) if "ingest" in steps else None
-    _check_writable(spark, cfg.lakehouse.table_path(dataset, "_staging"))  # the last check; then writes
-    for step in steps:
-        with job(spark, cfg, step, dataset, argv) as run:
-            if step == "ingest":
-                ingest(spark, cfg, run, inputs)
-            else:
-                STAGES[step](spark, cfg, run)
-    if command == "run":
-        report.accounting(spark, cfg, dataset)
-    return 0
+def run_stage(name: str, spark: "SparkSession", cfg: Config, run: Run) -> dict[str, Any]:
+    """Run the stage ``name`` (process, dedupe or curate: ingest needs its inputs) with its config
+    section(s) of ``cfg``, inside ``run``'s job."""
+    return STAGES[name](spark, cfg, run)
 
 
-def _precheck_sources(srcs: list[str]) -> None:
-    """Local paths are checked before Spark starts (fast one-line error); URIs after."""
-    import os
-
-    for s in srcs:
-        if not sources.is_uri(s) and not os.path.exists(os.path.expanduser(s)):
-            raise UsageError(f"no such source: {s}")
-
-
-STAGES: dict[str, Callable[..., dict[str, Any]]] = {
-    "ingest": ingest,
-    "process": process,
-    "dedupe": dedupe,
-    "curate": curate,
+STAGES: dict[str, Callable[[Any, Config, Run], dict[str, Any]]] = {
+    "process": lambda spark, cfg, run: process(spark, cfg.process, run),
+    "dedupe": lambda spark, cfg, run: dedupe(spark, cfg.dedupe, run),
+    "curate": lambda spark, cfg, run: curate(spark, cfg.curate, cfg.labels, run),
 }
+"""The stages after ingest, by name, each called with the whole config (it picks its sections)."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 
 from ptdm_spark.cli import base
@@ -51,9 +52,47 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> dict[str, Callable[
 
 
 def _cmd_stage(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
-    from ptdm_spark import stages
+    """``ptdm ingest|process|dedupe|curate|run``: the checks that need no Spark, the session, the
+    checks that need it, then one job per stage (and the accounting after ``run``)."""
+    from ptdm_spark import report, stages
+    from ptdm_spark.errors import UsageError
+    from ptdm_spark.io import delta
+    from ptdm_spark.pipeline.job import check_writable, job
 
-    return stages.run_command(args.command, args, cfg, argv, base.session)
+    command = args.command
+    dataset = delta.check_dataset_name(args.dataset)
+    if command in ("ingest", "run"):
+        _precheck_sources(args.sources)
+        labels = args.labels
+        if labels and labels not in ("dirname", "none") and "://" not in labels and not os.path.isfile(labels):
+            raise UsageError(f"--labels {labels}: no such manifest file (or use dirname / none)")
+    spark = base.session(cfg)
+    if command in ("process", "dedupe", "curate") and not delta.is_delta_table(
+            spark, cfg.lakehouse.table_path(dataset, "raw_images")):
+        raise UsageError(f"unknown dataset {dataset!r}: nothing ingested under {cfg.lakehouse.root_uri}/{dataset} "
+                         f"(run: ptdm ingest SOURCE --dataset {dataset})")
+    steps = list(STAGES) if command == "run" else [command]
+    inputs = stages.IngestInputs.prepare(spark, cfg.ingest, args.sources, args.labels) if "ingest" in steps else None
+    check_writable(spark, cfg.lakehouse.table_path(dataset, "_staging"))  # the last check; then writes
+    for step in steps:
+        with job(spark, cfg, step, dataset, argv) as run:
+            if step == "ingest":
+                stages.ingest(spark, cfg.ingest, run, inputs)
+            else:
+                stages.run_stage(step, spark, cfg, run)
+    if command == "run":
+        report.accounting(spark, cfg, dataset)
+    return 0
+
+
+def _precheck_sources(srcs: list[str]) -> None:
+    """Local paths are checked before Spark starts (fast one-line error); URIs after."""
+    from ptdm_spark.errors import UsageError
+    from ptdm_spark.io import sources
+
+    for s in srcs:
+        if not sources.is_uri(s) and not os.path.exists(os.path.expanduser(s)):
+            raise UsageError(f"no such source: {s}")
 
 
 def _cmd_upload(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:

@@ -15,7 +15,7 @@ from ptdm_spark.config import Config, conf_dir
 from ptdm_spark.errors import UsageError
 from ptdm_spark.imaging.augment import Recipe, RecipeError
 from ptdm_spark.io import delta, sources
-from ptdm_spark.pipeline.job import Clock, log, read_table, stage_frame, write_table
+from ptdm_spark.pipeline.job import Clock, log, read_table, size_arrow_batches, stage_frame, write_table
 from ptdm_spark.runs import Run
 
 if TYPE_CHECKING:
@@ -88,7 +88,6 @@ def augment(spark: "SparkSession", cfg: Config, run: Run, inputs: AugmentInputs)
     from pyspark.sql import functions as F
 
     from ptdm_spark import schemas
-    from ptdm_spark.stages import _size_batches
     from ptdm_spark.transforms import augment as t_augment
 
     r = inputs.recipe
@@ -101,7 +100,7 @@ def augment(spark: "SparkSession", cfg: Config, run: Run, inputs: AugmentInputs)
         f"of splits {', '.join(inputs.splits)}: {n} new cop{'y' if n == 1 else 'ies'} to make")
     inserted, failed = 0, 0
     if n:
-        _size_batches(spark, cfg, n, nbytes)
+        size_arrow_batches(spark, cfg.process.max_records_per_batch, cfg.process.batch_bytes, n, nbytes)
         cores = spark.sparkContext.defaultParallelism
         parts = cfg.augment.partitions or 2 * cores
         clock = Clock("augment")

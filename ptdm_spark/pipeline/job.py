@@ -135,6 +135,15 @@ def read_table(spark: "SparkSession", run: Run, table: str, schema=None) -> "Dat
     return spark.read.format("delta").load(path)
 
 
+def size_arrow_batches(spark: "SparkSession", max_records: int, batch_bytes: int, n: int, total_bytes: int) -> None:
+    """Arrow batches to the Python workers bounded by bytes: rows per batch = ``batch_bytes`` /
+    the average object size of the ``n`` objects (``total_bytes``), at most ``max_records``."""
+    avg = max(1, total_bytes // max(1, n))
+    rows = max(1, min(max_records, batch_bytes // avg))
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(rows))
+    spark.conf.set("spark.sql.execution.arrow.maxBytesPerBatch", str(batch_bytes))
+
+
 def by(df: "DataFrame", col: str) -> dict[str, int]:
     return {str(r[0]): int(r[1]) for r in df.groupBy(col).count().collect()}
 

@@ -21,7 +21,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ptdm_spark import schemas
-from ptdm_spark.config import Config
+from ptdm_spark.config import Config, LabelsConfig
 from ptdm_spark.errors import UsageError
 from ptdm_spark.io import delta, sources
 from ptdm_spark.pipeline.job import log, read_table, stage_frame, write_table
@@ -74,16 +74,16 @@ def read_corrections(spark: "SparkSession", path: str) -> "DataFrame":
                      col("reason").alias("c_reason"), col("annotator").alias("c_annotator"))
 
 
-def current_labels(spark: "SparkSession", cfg: Config, run: Run) -> "DataFrame":
+def current_labels(spark: "SparkSession", c: LabelsConfig, run: Run) -> "DataFrame":
     """(image_id, label, dropped): every image's label now (corrections, then labels.policy)."""
     from ptdm_spark.transforms import labels as t_labels
 
     images = read_table(spark, run, "images").select("image_id", "label", "labels")
     history = read_table(spark, run, "label_history", schemas.LABEL_HISTORY)
     raw = None
-    if cfg.labels.policy == "majority":
+    if c.policy == "majority":
         raw = read_table(spark, run, "raw_images").select("image_id", "label")
-    return t_labels.effective(images, history, cfg.labels.policy, raw)
+    return t_labels.effective(images, history, c.policy, raw)
 
 
 def import_labels(spark: "SparkSession", cfg: Config, run: Run, path: str, source: str) -> dict[str, Any]:
@@ -99,7 +99,7 @@ def import_labels(spark: "SparkSession", cfg: Config, run: Run, path: str, sourc
     named = corrections.filter(F.col("c_image_id").isNotNull() | F.col("c_source_uri").isNotNull())
     usable = named.filter(F.col("c_label").isNotNull())
     matched, unknown = t_labels.resolve(usable, images, raw)
-    changes, conflicting = t_labels.changes(matched, current_labels(spark, cfg, run), source, run.run_id)
+    changes, conflicting = t_labels.changes(matched, current_labels(spark, cfg.labels, run), source, run.run_id)
     changes = stage_frame(spark, changes, run, "changes")
     n_rows, n_named, n_usable = corrections.count(), named.count(), usable.count()
     unknown_rows = unknown.orderBy("c_row").collect()
@@ -162,7 +162,7 @@ def suspects(spark: "SparkSession", cfg: Config, run: Run, out: str, limit: int)
     from pyspark.sql import functions as F
 
     images = read_table(spark, run, "images")
-    current = current_labels(spark, cfg, run).select("image_id", "label")
+    current = current_labels(spark, cfg.labels, run).select("image_id", "label")
     found = spark.createDataFrame([], "image_id string, suspect string, detail string")
     conflicts = read_table(spark, run, "label_conflicts", schemas.LABEL_CONFLICTS)
     found = found.unionByName(conflicts.select(

@@ -121,7 +121,7 @@ def watch(spark: "SparkSession", cfg: Config, run: Run, source: sources.Source, 
 def _run_then(spark: "SparkSession", cfg: Config, dataset: str, then: list[str], argv: list[str], stages) -> None:
     for step in then:
         with job(spark, cfg, step, dataset, argv) as r:
-            stages.STAGES[step](spark, cfg, r)
+            stages.run_stage(step, spark, cfg, r)
 
 
 def _unseen_by_spark(spark: "SparkSession", run: Run, root: str, ic, dirname: bool) -> "DataFrame":

@@ -390,10 +390,10 @@ def run(spark: "SparkSession", cfg: Config, p: Plan, reason: str, argv: list[str
         clock.lap(f"deleted {sum(deleted.values())} row(s) from {len(deleted)} table(s)")
 
         if deleted.get("images") and delta.is_delta_table(spark, r.table_path("duplicates")):
-            stages.dedupe(spark, cfg, r)  # re-chooses the kept image of every component
+            stages.dedupe(spark, cfg.dedupe, r)  # re-chooses the kept image of every component
             clock.lap("ran dedupe again (components without the erased images)")
         if deleted.get("images") and delta.is_delta_table(spark, r.table_path("curated")):
-            stages.curate(spark, cfg, r)  # the new kept images enter curated; classes counts updated
+            stages.curate(spark, cfg.curate, cfg.labels, r)  # the new kept images enter curated; classes counts updated
             clock.lap("ran curate again")
 
         _amend_releases(spark, r, p.releases)

@@ -74,7 +74,7 @@ def test_policies_first_majority_drop_ambiguous(spark, cfg, dataset):
     got = {}
     for policy in ("first", "majority", "drop_ambiguous"):
         c = dataclasses.replace(cfg, labels=LabelsConfig(policy))
-        got[policy] = by_id(current_labels(spark, c, Run("t", DS, c)), "label", "dropped")
+        got[policy] = by_id(current_labels(spark, c.labels, Run("t", DS, c)), "label", "dropped")
     m, t = dataset["m"], dataset["t"]
     assert got["first"][m] == ("ants", False) and got["first"][t] == ("ants", False)
     assert got["majority"][m] == ("cats", False) and got["majority"][t] == ("ants", False)  # tie -> first

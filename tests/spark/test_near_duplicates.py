@@ -48,7 +48,7 @@ def _stage(spark, cfg, dataset, name):
     from ptdm_spark import stages
 
     with stages.job(spark, cfg, name, dataset, []) as run:
-        return stages.STAGES[name](spark, cfg, run)
+        return stages.run_stage(name, spark, cfg, run)
 
 
 def _table(spark, cfg, dataset, name):
