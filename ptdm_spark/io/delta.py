@@ -71,10 +71,11 @@ def _log_versions(spark: "SparkSession", path: str) -> list[int]:
 
 
 def _local_path(path: str) -> str | None:
-    if path.startswith("file://"):
-        return path[len("file://"):] or "/"
-    if path.startswith("file:"):
-        return path[len("file:"):]
+    """The local file path of ``path`` (a plain path or ``file:`` URI), None for other schemes."""
+    from ptdm_spark.io import listing
+
+    if listing.is_local(path):
+        return listing.local_path(path)
     return None if "://" in path else path
 
 

@@ -98,30 +98,30 @@ def write_table(spark: "SparkSession", run: Run, table: str, df: "DataFrame", ke
     """Merge ``df`` into ``table``, register it, note its version; returns the commit's metrics
     (rows inserted, source rows...; empty when nothing changed), read from the Delta log rather
     than by counting the data again."""
-    path = run.table_path(table)
-    delta.merge_into(spark, df, path, keys, **kw)
-    delta.register(spark, run.dataset, table, path)
-    version, metrics = delta.commit_of(spark, path, run.run_id)
-    run.output_versions[table] = version
-    return metrics
+    return _written(spark, run, table, lambda path: delta.merge_into(spark, df, path, keys, **kw))
 
 
 def replace_table(spark: "SparkSession", run: Run, table: str, df: "DataFrame") -> None:
     """Make ``table`` exactly ``df`` in one commit (see :func:`ptdm_spark.io.delta.overwrite`), for
     small derived tables recomputed whole; register it, note its version."""
-    path = run.table_path(table)
-    delta.overwrite(spark, df, path)
-    delta.register(spark, run.dataset, table, path)
-    run.output_versions[table] = delta.commit_of(spark, path, run.run_id)[0]
+    _written(spark, run, table, lambda path: delta.overwrite(spark, df, path))
 
 
 def replace_slice(spark: "SparkSession", run: Run, table: str, df: "DataFrame", condition: str) -> None:
     """Replace the rows of ``table`` matching ``condition`` with ``df`` in one commit (see
     :func:`ptdm_spark.io.delta.replace_slice`), register the table, note its version."""
+    _written(spark, run, table, lambda path: delta.replace_slice(spark, df, path, condition))
+
+
+def _written(spark: "SparkSession", run: Run, table: str, write) -> dict[str, int]:
+    """``write(path)`` of ``table``, then what every table write of a job does after it: register
+    the table, note the version this run's commit made; returns that commit's metrics."""
     path = run.table_path(table)
-    delta.replace_slice(spark, df, path, condition)
+    write(path)
     delta.register(spark, run.dataset, table, path)
-    run.output_versions[table] = delta.commit_of(spark, path, run.run_id)[0]
+    version, metrics = delta.commit_of(spark, path, run.run_id)
+    run.output_versions[table] = version
+    return metrics
 
 
 def read_table(spark: "SparkSession", run: Run, table: str, schema=None) -> "DataFrame":
