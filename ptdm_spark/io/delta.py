@@ -106,17 +106,25 @@ def _commit_info(spark: "SparkSession", path: str, version: int) -> dict:
 
 
 @contextlib.contextmanager
-def commit_metadata(spark: "SparkSession", meta: Mapping[str, str]) -> Iterator[None]:
-    """Stamp every Delta commit made inside the block with ``meta`` (as JSON userMetadata)."""
-    previous = spark.conf.get(_USER_METADATA, None)
-    spark.conf.set(_USER_METADATA, json.dumps(dict(meta), sort_keys=True))
+def session_conf(spark: "SparkSession", settings: Mapping[str, str]) -> Iterator[None]:
+    """Set these session settings for the block only; each one's previous value (or its absence)
+    comes back afterwards, also when the block raises."""
+    previous = {k: spark.conf.get(k, None) for k in settings}
+    for k, v in settings.items():
+        spark.conf.set(k, v)
     try:
         yield
     finally:
-        if previous is None:
-            spark.conf.unset(_USER_METADATA)
-        else:
-            spark.conf.set(_USER_METADATA, previous)
+        for k, v in previous.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
+
+
+def commit_metadata(spark: "SparkSession", meta: Mapping[str, str]) -> contextlib.AbstractContextManager[None]:
+    """Stamp every Delta commit made inside the block with ``meta`` (as JSON userMetadata)."""
+    return session_conf(spark, {_USER_METADATA: json.dumps(dict(meta), sort_keys=True)})
 
 
 def merge_into(

@@ -425,23 +425,26 @@ def run(spark: "SparkSession", cfg: Config, p: Plan, reason: str, argv: list[str
 def vacuum(spark: "SparkSession", path: str) -> None:
     """VACUUM RETAIN 0 HOURS: every file the current version does not use is deleted. Delta's
     safety check (no retention under 7 days) is lifted for this call only; deletion vectors, when
-    a table has them, are purged first (a DELETE with them leaves the rows in the data files)."""
+    a table has them, are purged first (a DELETE with them leaves the rows in the data files).
+
+    VACUUM lists the table's folders in a Spark job of ``parallelPartitionDiscovery.parallelism``
+    tasks, 10,000 by default: on an unpartitioned table that is 10,000 tasks for one folder, about
+    30 s per table on 2 cores (3 s with the cluster's parallelism; benchmarks/README.md, round 2).
+    The cluster's default parallelism is used unless the session was started with that setting."""
     from delta.tables import DeltaTable
 
-    key = "spark.databricks.delta.retentionDurationCheck.enabled"
-    previous = spark.conf.get(key, None)
-    spark.conf.set(key, "false")
-    try:
+    from ptdm_spark.io.delta import session_conf
+
+    settings = {"spark.databricks.delta.retentionDurationCheck.enabled": "false"}
+    listing = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
+    if not spark.sparkContext.getConf().contains(listing):
+        settings[listing] = str(max(1, spark.sparkContext.defaultParallelism))
+    with session_conf(spark, settings):
         table = DeltaTable.forPath(spark, path)
         props = table.detail().first()["properties"] or {}
         if str(props.get("delta.enableDeletionVectors", "false")).lower() == "true":
             spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)")
         table.vacuum(0.0)
-    finally:
-        if previous is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, previous)
 
 
 def _stale_files(spark: "SparkSession", path: str) -> int:
