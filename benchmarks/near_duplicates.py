@@ -2,6 +2,7 @@
 
     python -m benchmarks.near_duplicates quality            # photos + transformed copies
     python -m benchmarks.near_duplicates scale --n 1000000  # synthetic 64-bit hashes, in Spark
+    python -m benchmarks.near_duplicates crops              # would a second, inner pHash find crops?
 
 quality: every source photo (scikit-image's sample photos and Debian's gnome-backgrounds
 wallpapers, one of each near-identical pair dropped) plus 12 copies of it: JPEG at quality 90 /
@@ -10,6 +11,11 @@ cropped by 2 % and 4 % on every side. pHashes come from ``imaging.pipeline.proce
 pipeline's own per-image function. Pairs are scored two ways at each threshold: *direct* (the
 pair's own distance is within the threshold) and *component* (the two images end up in the same
 component, which is what dedupe reports). Positive pairs: two images made from the same photo.
+
+crops: the quality sets again, pHash pairs only (no dHash, colour or group rule): the direct
+recall and the pairs of different sources within 10 and 12 bits, with the pipeline's pHash alone
+and with each image's second pHash of its central part (``--inner``: 4 % off every side) matched
+against the other image's whole-image pHash (both ways). A probe for issue 12's crop misses.
 
 scale: N hashes in Spark, 10 % of them planted near copies of another at distance 1..threshold;
 the banded search of the dedupe job (same transform), its candidate comparisons (model), time,
@@ -281,6 +287,57 @@ def quality(cache: Path, icons: int, sheet: Path | None) -> None:
                            sheet.with_name(f"{sheet.stem}-{rule}{sheet.suffix}"))
 
 
+def crops(cache: Path, icons: int, inner: list[float]) -> None:
+    """Direct pHash recall with and without the inner pHashes (see the module docstring)."""
+    from ptdm_spark.imaging import quality as q
+
+    images = image_sets(cache, icons)
+    f = _features(images)
+    kind = np.array([im[0] for im in images])
+    source = np.array([im[1] for im in images])
+    version = np.array([im[2] for im in images])
+
+    def inner_phash(bgr: np.ndarray, c: float) -> int:
+        _, grey = q.working_grey(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        h, w = grey.shape
+        dy, dx = round(h * c), round(w * c)
+        return q.phash(grey[dy:h - dy, dx:w - dx])
+
+    whole = f["phash"].astype(np.int64).view(np.uint64)
+    inners = {c: np.array([inner_phash(im[4], c) for im in images]).astype(np.int64).view(np.uint64) for c in inner}
+
+    def dist(m: np.ndarray, cs: list[float]) -> np.ndarray:
+        d = np.bitwise_count(whole[m][:, None] ^ whole[m][None, :])
+        for c in cs:
+            cross = np.bitwise_count(whole[m][:, None] ^ inners[c][m][None, :])
+            d = np.minimum(d, np.minimum(cross, cross.T))
+        return d
+
+    print("| set | hashes | bits | direct recall | recall of the 4 % crops | pairs of different sources |")
+    print("|---|---|---|---|---|---|")
+    def named(cs: list[float]) -> str:
+        return "pHash + inner " + ", ".join(f"{round(c * 100)} %" for c in cs)
+
+    variants = [("pHash", []), (named(inner[:1]), inner[:1])] + ([(named(inner), inner)] if len(inner) > 1 else [])
+    for k in ("photo", "logo", "icon"):
+        m = np.flatnonzero(kind == k)
+        iu = np.triu_indices(len(m), 1)
+        same = (source[m][:, None] == source[m][None, :])[iu]
+        crop = ((version[m][:, None] == "crop4%") | (version[m][None, :] == "crop4%"))[iu]
+        for name, cs in variants:
+            d = dist(m, cs)[iu]
+            for t in (10, 12):
+                ok = d <= t
+                print(f"| {k} | {name} | {t} | {(ok & same).sum() / same.sum():.3f} "
+                      f"| {(ok & same & crop).sum() / (same & crop).sum():.3f} | {int((ok & ~same).sum())} |")
+    m = np.flatnonzero((kind == "icon64") | ((version == "original") & (kind != "icon")))
+    iu = np.triu_indices(len(m), 1)
+    for name, cs in variants:
+        d = dist(m, cs)[iu]
+        print(f"| 64 px icons as they are + originals ({len(m)}) | {name} | 10 / 12 | | "
+              f"| {int((d <= 10).sum())} / {int((d <= 12).sum())} |")
+
+
 def _contact_sheet(images, pairs, dist, judge, path: Path, per_row: int = 6, most: int = 96) -> None:
     """The tied pairs (member | kept), farthest first, with their visual distance; red text: clearly different."""
     tiles = []
@@ -421,6 +478,10 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--icons", type=int, default=150, help="128 px icons drawn for the transformed copies")
     q.add_argument("--sheet", type=Path, default=Path("benchmarks/out/near-duplicate-ties.png"))
     q.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ptdm-bench-cache")
+    c = sub.add_parser("crops")
+    c.add_argument("--icons", type=int, default=150)
+    c.add_argument("--inner", type=float, nargs="+", default=[0.04, 0.02], help="crop per side of the inner pHash")
+    c.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ptdm-bench-cache")
     s = sub.add_parser("scale")
     s.add_argument("--n", type=int, default=1_000_000)
     s.add_argument("--threshold", type=int, default=12)
@@ -430,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.what == "quality":
         quality(a.cache, a.icons, a.sheet)
+    elif a.what == "crops":
+        crops(a.cache, a.icons, a.inner)
     else:
         print("| hashes | threshold | blocks | keys per hash | comparisons (model) | pairs found | time "
               "| recall vs brute force | driver heap peak |")
