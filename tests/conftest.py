@@ -69,6 +69,24 @@ def ptdm(spark, overrides, capsys):
     return run
 
 
+@pytest.fixture(scope="session")
+def ptdm_module(spark, overrides):
+    """``ptdm ARGS...`` in this process (the test session), usable by module fixtures (no
+    capsys); returns (status, stdout + stderr)."""
+    import contextlib
+    import io
+
+    from ptdm_spark.cli import main
+
+    def run(*args: str) -> tuple[int, str]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            status = main([args[0], *[a for o in overrides for a in ("--set", o)], *args[1:]])
+        return status, out.getvalue()
+
+    return run
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ``ptdm`` as a new process (its own JVM, when it needs one)."""
     e = {**os.environ, **(env or {})}

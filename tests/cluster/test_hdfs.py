@@ -6,12 +6,9 @@ and changes the HDFS dataset, so it must stay after the comparison in this file.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
-import io
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -22,18 +19,8 @@ pytestmark = [pytest.mark.cluster, pytest.mark.hdfs, pytest.mark.spark]
 
 
 @pytest.fixture(scope="module")
-def on_hdfs(hdfs, spark, cfg, tmp_path_factory):
-    from ptdm_spark.cli import main
-    from tests.conftest import overrides_for
-
-    base = [a for o in overrides_for(Path(cfg.lakehouse.root)) for a in ("--set", o)]
-
-    def ptdm(*args: str) -> tuple[int, str]:
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            status = main([args[0], *base, *args[1:]])
-        return status, out.getvalue()
-
+def on_hdfs(hdfs, spark, cfg, tmp_path_factory, ptdm_module):
+    ptdm = ptdm_module
     local = tmp_path_factory.mktemp("hdfs") / "mixed"
     make_mixed(local)
     # names Spark's own listing hides or mangles on HDFS too: a camera name, a space and a '#'

@@ -38,24 +38,6 @@ def sets(*items):
 
 
 @pytest.fixture(scope="module")
-def ptdm_module(spark, overrides):
-    """``ptdm ARGS...`` in this process (the test session), usable by module fixtures; returns
-    (status, stdout + stderr)."""
-    import contextlib
-    import io
-
-    from ptdm_spark.cli import main
-
-    def run(*args: str) -> tuple[int, str]:
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            status = main([args[0], *sets(*overrides), *args[1:]])
-        return status, out.getvalue()
-
-    return run
-
-
-@pytest.fixture(scope="module")
 def server():
     with ImageServer(slow_seconds=2.0) as s:
         yield s

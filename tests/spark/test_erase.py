@@ -85,20 +85,12 @@ def parquet_hits(folder: Path, strings: set[str], digests: set[str], raw: set[by
 
 
 @pytest.fixture(scope="module")
-def h(tmp_path_factory, spark, cfg):
+def h(tmp_path_factory, spark, cfg, ptdm_module):
     from delta.tables import DeltaTable
 
     from ptdm_spark import report
-    from ptdm_spark.cli import main
-    from tests.conftest import overrides_for
 
-    base = [a for o in overrides_for(Path(cfg.lakehouse.root)) for a in ("--set", o)]
-
-    def ptdm(*args: str) -> tuple[int, str]:
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            status = main([args[0], *base, *args[1:]])
-        return status, out.getvalue()
+    ptdm = ptdm_module
 
     def version(table: str) -> int:
         return DeltaTable.forPath(spark, cfg.lakehouse.table_path(DS, table)).history(1).first().version
