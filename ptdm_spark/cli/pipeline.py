@@ -56,16 +56,15 @@ def _cmd_stage(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
     checks that need it, then one job per stage (and the accounting after ``run``)."""
     from ptdm_spark import report, stages
     from ptdm_spark.errors import UsageError
-    from ptdm_spark.io import delta
+    from ptdm_spark.io import delta, sources
     from ptdm_spark.pipeline.job import check_writable, job
 
     command = args.command
     dataset = delta.check_dataset_name(args.dataset)
     if command in ("ingest", "run"):
         _precheck_sources(args.sources)
-        labels = args.labels
-        if labels and labels not in ("dirname", "none") and "://" not in labels and not os.path.isfile(labels):
-            raise UsageError(f"--labels {labels}: no such manifest file (or use dirname / none)")
+        if args.labels and args.labels not in ("dirname", "none"):
+            sources.check_manifest_file(args.labels)
     spark = base.session(cfg)
     if command in ("process", "dedupe", "curate") and not delta.is_delta_table(
             spark, cfg.lakehouse.table_path(dataset, "raw_images")):

@@ -53,6 +53,15 @@ def hadoop_fs(spark: "SparkSession", uri: str):
 
 
 
+def check_manifest_file(path: str) -> None:
+    """A local manifest path must name a file (one line, before any Spark work); URIs are checked
+    when read."""
+    import os
+
+    if "://" not in path and not os.path.isfile(os.path.abspath(path)):
+        raise UsageError(f"--labels {path}: no such manifest file (or use dirname / none)")
+
+
 def resolve(spark: "SparkSession", sources: list[str]) -> list[Source]:
     """Check every SOURCE exists and qualify it. Raises UsageError naming the first missing one."""
     import os
@@ -448,13 +457,11 @@ def read_manifest(spark: "SparkSession", path: str) -> "DataFrame":
     optional ``split``). CSV is read by RFC 4180: fields in double quotes may hold commas, line
     breaks and doubled quotes (a quote inside a quoted field is written twice). A column of the wrong type (a label that is a
     list, a path that is a number) stops with one line instead of turning into NULL labels."""
-    import os
 
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    if "://" not in path and not os.path.isfile(os.path.abspath(path)):
-        raise UsageError(f"--labels {path}: no such manifest file (or use dirname / none)")
+    check_manifest_file(path)
     df = read_tabular(spark, path, f"--labels {path}: a manifest")
     missing = [c for c in ("path", "label") if c not in df.columns]
     if missing:
