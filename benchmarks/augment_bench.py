@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recipe", default="basic")
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--work", default=None, help="working folder (default: a temporary one)")
+    ap.add_argument("--lakehouse", default=None,
+                    help="reuse this lakehouse's 'fashion' dataset (for example export_bench's) instead of preparing one")
     a = ap.parse_args(argv)
 
     from benchmarks.prepare import fashion
@@ -90,12 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     from ptdm_spark.pipeline.augment import recipe_text
 
     work = Path(a.work or tempfile.mkdtemp(prefix="ptdm-augbench-"))
-    data, lakehouse = work / "fashion-png", work / "lakehouse"
-    if not data.exists():
-        fashion(a.n, data)
+    data, lakehouse = work / "fashion-png", Path(a.lakehouse or work / "lakehouse").resolve()
     common = ["--dataset", "fashion", "--set", f"lakehouse.root={lakehouse}", "--master", a.master]
-    took, _ = _ptdm("run", str(data), *common)
-    print(f"prepared: {a.n} Fashion-MNIST PNGs through ptdm run in {took:.0f}s (not counted)", flush=True)
+    if a.lakehouse is None:
+        if not data.exists():
+            fashion(a.n, data)
+        took, _ = _ptdm("run", str(data), *common)
+        print(f"prepared: {a.n} Fashion-MNIST PNGs through ptdm run in {took:.0f}s (not counted)", flush=True)
 
     text, _ = recipe_text(None, a.recipe)
     recipe = Recipe.from_yaml(text)
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     step = re.search(r"\[augment\] made and wrote .*?\(([\d.]+)s", log)
     step_s = float(step.group(1)) if step else float("nan")
     res = {
-        "images": a.n, "train_images": len(images), "copies_per_image": a.copies, "recipe": recipe.name,
+        "images": a.n if a.lakehouse is None else None, "train_images": len(images), "copies_per_image": a.copies, "recipe": recipe.name,
         "baseline_copies": base["copies"], "baseline_seconds": round(base["seconds"], 2),
         "baseline_per_s": round(base["copies"] / base["seconds"], 1),
         "ptdm_copies": made, "ptdm_command_seconds": round(took, 2), "ptdm_command_per_s": round(made / took, 1),

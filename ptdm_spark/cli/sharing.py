@@ -42,6 +42,7 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> dict[str, Callable[
             "release exported twice is byte-identical; a rerun of an interrupted export finishes it.\n\n"
             "  ptdm export --dataset fashion --release v1 --format webdataset --out /data/fashion-v1-wds\n"
             "  ptdm export --dataset fashion --release v1 --format zip --out /data/fashion-v1.zip --split train\n"
+            "  ptdm export --dataset fashion --release v2 --format folders --out /data/fashion-v2 --with-augmented\n"
             "  ptdm export verify /data/fashion-v1-wds")
     p.add_argument("verify", nargs="*", metavar="verify PATH", help="re-check the export at PATH against its MANIFEST.sha256")
     p.add_argument("--dataset", metavar="NAME", help="the dataset")
@@ -49,6 +50,9 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> dict[str, Callable[
     p.add_argument("--format", choices=FORMATS, metavar="|".join(FORMATS), dest="export_format")
     p.add_argument("--out", metavar="PATH", help="local path or hdfs:// URI (a folder; a file for zip)")
     p.add_argument("--split", metavar="S", help="only this split")
+    p.add_argument("--with-augmented", action="store_true",
+                   help="add the release's augmented copies (ptdm augment) beside their sources, with their "
+                        "lineage (source_id, recipe, seed, copy) in the manifest")
 
     p = add("share", "share releases over the network (Delta Sharing): shares, recipients, the server",
             "A share exposes tables of one release of a dataset (default: curated) at the release's Delta versions, "
@@ -173,9 +177,11 @@ def _cmd_export(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
 
     spark = base.session(cfg)
     base.require_dataset(spark, cfg, args.dataset)
-    counts = export.run(spark, cfg, args.dataset, args.release, args.export_format, args.out, args.split, argv)
-    print(f"export: release {args.release} of {args.dataset} as {args.export_format}: {counts.get('images', 0)} images, "
-          f"{counts.get('files', 0)} file(s) in {args.out}")
+    counts = export.run(spark, cfg, args.dataset, args.release, args.export_format, args.out, args.split, argv,
+                        args.with_augmented)
+    copies = f" ({counts['augmented']} augmented)" if "augmented" in counts else ""
+    print(f"export: release {args.release} of {args.dataset} as {args.export_format}: {counts.get('images', 0)} images"
+          f"{copies}, {counts.get('files', 0)} file(s) in {args.out}")
     return 0
 
 

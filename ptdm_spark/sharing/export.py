@@ -4,7 +4,9 @@ The per-file work runs on the executors: ``folders`` writes one file per image f
 ``webdataset`` and ``parquet`` cut each split into shards of about ``export.shard_bytes`` (by the
 images' cumulative size in image_id order, so the cut is the same every time) and write one shard
 per group. ``zip`` must become one file: the driver streams it, one bounded partition at a time.
-``csv`` / ``jsonl`` are the manifest alone. Then the driver writes the manifest, ``release.json``
+``csv`` / ``jsonl`` are the manifest alone. ``--with-augmented`` adds the release's augmented
+copies (``releases.augmented``) beside their sources, with their lineage in the manifest and
+sample metadata (``formats.LINEAGE_COLUMNS``). Then the driver writes the manifest, ``release.json``
 and ``MANIFEST.sha256`` (from the hashes the executors return).
 
 Files appear under their final name only when complete (``outputs.Output``), and a file already
@@ -33,11 +35,17 @@ META = ("image_id", "label", "label_index", "split", "width", "height", "source_
 HASHES = "path string, sha256 string, bytes long, images long"
 
 
-def release_info(rel: releases.Release, fmt: str, split: str | None) -> dict[str, Any]:
-    """What ``release.json`` says (no timestamps of the export: two exports are identical)."""
+def release_info(rel: releases.Release, fmt: str, split: str | None, with_augmented: bool = False) -> dict[str, Any]:
+    """What ``release.json`` says (no timestamps of the export: two exports are identical).
+    ``images`` and ``counts`` are the release's curated images; with augmented copies,
+    ``augmented_version`` says which version of ``augmented`` they come from (the manifest lists them)."""
     counts = [{"split": s, "label": lb, "images": n} for s, lb, n in rel.counts if split in (None, s)]
     command = f"ptdm export --dataset {rel.dataset} --release {rel.name} --format {fmt}"
-    return {
+    extra: dict[str, Any] = {}
+    if with_augmented:
+        command += " --with-augmented"
+        extra = {"with_augmented": True, "augmented_version": rel.table_versions.get("augmented")}
+    return {**extra,
         "dataset": rel.dataset, "release": rel.name, "created_at": rel.created_at.isoformat(),
         "note": rel.note, "table_versions": rel.table_versions, "digest": rel.digest,
         "classes": [{"label": lb, "index": i} for lb, i in sorted(rel.classes.items(), key=lambda x: x[1])],
@@ -74,15 +82,18 @@ def check_target(out: Output, fmt: str, info_bytes: bytes) -> None:
 
 
 def run(spark: "SparkSession", cfg: Config, dataset: str, name: str, fmt: str, path: str, split: str | None,
-        argv: list[str]) -> dict[str, int]:
-    """Export release ``name`` of ``dataset`` as ``fmt`` to ``path``; returns the run's counts."""
+        argv: list[str], with_augmented: bool = False) -> dict[str, int]:
+    """Export release ``name`` of ``dataset`` as ``fmt`` to ``path`` (with its augmented copies
+    when ``with_augmented``); returns the run's counts."""
     if fmt not in formats.FORMATS:
         raise UsageError(f"--format {fmt}: not one of {', '.join(formats.FORMATS)}")
     rel = releases.get(spark, cfg, dataset, name)
     splits = sorted({s for s, _, _ in rel.counts})
     if split is not None and split not in splits:
         raise UsageError(f"--split {split}: release {name!r} has the splits {', '.join(splits) or 'none'}")
-    info = release_info(rel, fmt, split)
+    if with_augmented:
+        releases.augmented(spark, cfg, rel)  # no augmented version: one line, before the job
+    info = release_info(rel, fmt, split, with_augmented)
     info_bytes = formats.release_json(info)
     out = output_for(cfg, path)
     check_target(out, fmt, info_bytes)
@@ -90,28 +101,31 @@ def run(spark: "SparkSession", cfg: Config, dataset: str, name: str, fmt: str, p
     with job(spark, cfg, "export", dataset, argv) as job_run:
         job_run.input_versions.update(rel.table_versions)
         clock = Clock("export")
-        rows = _rows(spark, cfg, rel, split)
+        rows = _rows(spark, cfg, rel, split, with_augmented)
         if fmt in ("webdataset", "parquet"):
             rows = _with_shards(rows, cfg.export.shard_bytes)
         meta = stage_frame(spark, rows.drop("image"), job_run, "meta")
         from pyspark.sql import functions as F
 
-        total = meta.agg(F.count(F.lit(1)).alias("n"), F.sum("nbytes").alias("b")).first()
-        n_images, n_bytes = int(total["n"]), int(total["b"] or 0)
-        log(f"[export] release {name}: {n_images} image(s), {n_bytes / 1e6:.1f} MB, as {fmt} to {path}")
+        total = meta.agg(F.count(F.lit(1)).alias("n"), F.sum("nbytes").alias("b"),
+                         (F.count("source_id") if with_augmented else F.lit(0)).alias("copies")).first()
+        n_images, n_bytes, n_copies = int(total["n"]), int(total["b"] or 0), int(total["copies"])
+        with_copies = f" ({n_copies} augmented)" if with_augmented else ""
+        log(f"[export] release {name}: {n_images} image(s){with_copies}, {n_bytes / 1e6:.1f} MB, as {fmt} to {path}")
         if fmt == "zip":
             zip_out = output_for(cfg, os.path.dirname(out.path()) or ".")
-            written = _zip(rows, zip_out, os.path.basename(out.path()), n_bytes, cfg, info_bytes, meta, clock, n_images)
+            written = _zip(rows, zip_out, os.path.basename(out.path()), n_bytes, cfg, info_bytes, clock, n_images,
+                           with_augmented)
         else:
             out.write(MARKER, info_bytes)
             hashes: dict[str, str] = {}
             if fmt in ("folders", "webdataset", "parquet"):
                 clock.expect(n_images)
-                got = _write_on_executors(spark, rows, out, fmt, n_bytes).collect()
+                got = _write_on_executors(spark, rows, out, fmt, n_bytes, with_augmented).collect()
                 hashes.update({r["path"]: r["sha256"] for r in got})
                 clock.lap(f"wrote {len(got)} file(s) on the executors")
             manifest = "manifest.jsonl" if fmt == "jsonl" else "manifest.csv"
-            hashes[manifest] = _write_manifest(out, manifest, meta, fmt)
+            hashes[manifest] = _write_manifest(out, manifest, meta, fmt, with_augmented)
             out.write(formats.RELEASE_FILE, info_bytes)
             hashes[formats.RELEASE_FILE] = formats.sha256(info_bytes)
             out.write(formats.SHA_FILE, formats.sha_manifest(hashes))
@@ -119,20 +133,31 @@ def run(spark: "SparkSession", cfg: Config, dataset: str, name: str, fmt: str, p
             clock.lap(f"wrote {manifest}, {formats.RELEASE_FILE} and {formats.SHA_FILE}")
             written = len(hashes) + 1
         job_run.counts.update(images=n_images, image_bytes=n_bytes, files=written)
+        if with_augmented:
+            job_run.counts["augmented"] = n_copies
     return job_run.counts
 
 
-def _rows(spark: "SparkSession", cfg: Config, rel: releases.Release, split: str | None) -> "DataFrame":
-    """The release's curated rows with their label index and image size."""
+def _rows(spark: "SparkSession", cfg: Config, rel: releases.Release, split: str | None,
+          with_augmented: bool = False) -> "DataFrame":
+    """The release's curated rows (and augmented copies) with their label index and image size;
+    the lineage columns (null for originals) when ``with_augmented``."""
     from pyspark.sql import functions as F
 
     cur = releases.curated(spark, cfg, rel)
+    lineage: tuple[str, ...] = ()
+    if with_augmented:
+        lineage = formats.LINEAGE_COLUMNS
+        copies = releases.augmented(spark, cfg, rel)
+        cur = (cur.select(*(c for c in META if c != "label_index"), "image",
+                          *(F.lit(None).cast(copies.schema[c].dataType).alias(c) for c in lineage))
+               .unionByName(copies.select(*(c for c in META if c != "label_index"), "image", *lineage)))
     if split is not None:
         cur = cur.filter(F.col("split") == split)
     classes = spark.createDataFrame(sorted(rel.classes.items()), "label string, label_index int")
     return (cur.join(F.broadcast(classes), "label", "left")
             .withColumn("label_index", F.coalesce("label_index", F.lit(-1)))
-            .select(*META, "image", F.length("image").cast("long").alias("nbytes")))
+            .select(*META, *lineage, "image", F.length("image").cast("long").alias("nbytes")))
 
 
 def _with_shards(rows: "DataFrame", shard_bytes: int) -> "DataFrame":
@@ -147,7 +172,18 @@ def _with_shards(rows: "DataFrame", shard_bytes: int) -> "DataFrame":
     return rows.join(shards, "image_id")
 
 
-def _write_on_executors(spark: "SparkSession", rows: "DataFrame", out: Output, fmt: str, n_bytes: int) -> "DataFrame":
+def _lineage_values(r: dict[str, Any]) -> None:
+    """pandas turns the null lineage of originals into NaN and the ints into floats: undo it."""
+    for c in formats.LINEAGE_COLUMNS:
+        v = r.get(c)
+        if v is None or (isinstance(v, float) and v != v):
+            r[c] = None
+        elif c in ("seed", "copy"):
+            r[c] = int(v)
+
+
+def _write_on_executors(spark: "SparkSession", rows: "DataFrame", out: Output, fmt: str, n_bytes: int,
+                        lineage: bool = False) -> "DataFrame":
     if fmt == "folders":
         parts = max(2 * spark.sparkContext.defaultParallelism, math.ceil(n_bytes / (64 << 20)))
 
@@ -175,7 +211,9 @@ def _write_on_executors(spark: "SparkSession", rows: "DataFrame", out: Output, f
         recs = pdf.to_dict("records")
         for r in recs:
             r["label"] = None if r["label"] is None or (isinstance(r["label"], float)) else r["label"]
-        data = formats.tar_shard(recs) if suffix == "tar" else formats.parquet_shard(recs)
+            if lineage:
+                _lineage_values(r)
+        data = formats.tar_shard(recs) if suffix == "tar" else formats.parquet_shard(recs, lineage)
         rel = formats.shard_name(recs[0]["split"], int(recs[0]["shard"]), suffix)
         if fmt == "parquet":
             rel = f"{recs[0]['split']}/{rel}"
@@ -202,24 +240,24 @@ def _manifest_rows(meta: "DataFrame", fmt: str):
         yield d
 
 
-def _write_manifest(out: Output, name: str, meta: "DataFrame", fmt: str) -> str:
+def _write_manifest(out: Output, name: str, meta: "DataFrame", fmt: str, lineage: bool = False) -> str:
     """Stream the manifest to ``name`` (one row per image, by split then image_id); its SHA-256."""
     import hashlib
 
     h = hashlib.sha256()
     with out.open_write(name) as f:
-        for chunk in _manifest_chunks(meta, fmt):
+        for chunk in _manifest_chunks(meta, fmt, formats.manifest_columns(lineage)):
             f.write(chunk)
             h.update(chunk)
     return h.hexdigest()
 
 
-def _manifest_chunks(meta: "DataFrame", fmt: str):
+def _manifest_chunks(meta: "DataFrame", fmt: str, columns: tuple[str, ...]):
     mfmt = "jsonl" if fmt == "jsonl" else "csv"
-    yield formats.manifest_header(mfmt)
+    yield formats.manifest_header(mfmt, columns)
     buf = []
     for d in _manifest_rows(meta, fmt):
-        buf.append(formats.manifest_line(d, mfmt))
+        buf.append(formats.manifest_line(d, mfmt, columns))
         if len(buf) >= 4096:
             yield b"".join(buf)
             buf = []
@@ -234,7 +272,7 @@ def _tidy(out: Output, keep: set[str]) -> None:
 
 
 def _zip(rows: "DataFrame", out: Output, name: str, n_bytes: int, cfg: Config, info_bytes: bytes,
-         meta: "DataFrame", clock: Clock, n_images: int) -> int:
+         clock: Clock, n_images: int, lineage: bool = False) -> int:
     """The tree in one ZIP at ``out/name``, streamed through the driver one partition at a time."""
     parts = max(1, math.ceil(n_bytes / cfg.export.stream_partition_bytes))
     ordered = rows.drop("nbytes").repartitionByRange(parts, "split", "image_id").sortWithinPartitions("split", "image_id")
@@ -242,12 +280,13 @@ def _zip(rows: "DataFrame", out: Output, name: str, n_bytes: int, cfg: Config, i
     entries = 0
     with out.open_write(name) as raw, tempfile.SpooledTemporaryFile(64 << 20) as manifest:
         z = formats.ZipStream(raw)
-        manifest.write(formats.manifest_header("csv"))
+        columns = formats.manifest_columns(lineage)
+        manifest.write(formats.manifest_header("csv", columns))
         for r in ordered.toLocalIterator(prefetchPartitions=False):
             d = r.asDict()
             d["path"] = formats.tree_path(d["split"], d["label"], d["image_id"], d["encoding"])
             z.add(d["path"], bytes(d["image"]))
-            manifest.write(formats.manifest_line(d, "csv"))
+            manifest.write(formats.manifest_line(d, "csv", columns))
             entries += 1
             if entries % 10000 == 0:
                 log(f"[export] zip: {entries}/{n_images} images")

@@ -19,6 +19,9 @@ from typing import Any
 FORMATS = ("folders", "zip", "webdataset", "parquet", "csv", "jsonl")
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "jpg": "jpg", "webp": "webp", "bmp": "bmp", "tiff": "tif"}
 MANIFEST_COLUMNS = ("path", "image_id", "label", "label_index", "split", "width", "height", "source_uri")
+# An export --with-augmented adds the lineage of each copy (empty for the curated originals):
+# the image it was made from, and the recipe, seed and copy index that made it.
+LINEAGE_COLUMNS = ("source_id", "recipe", "seed", "copy")
 SHA_FILE = "MANIFEST.sha256"
 RELEASE_FILE = "release.json"
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -45,9 +48,19 @@ def shard_name(split: str, shard: int, suffix: str) -> str:
     return f"{split}-{shard:06d}.{suffix}"
 
 
+def manifest_columns(lineage: bool) -> tuple[str, ...]:
+    return MANIFEST_COLUMNS + (LINEAGE_COLUMNS if lineage else ())
+
+
+def is_copy(row: Mapping[str, Any]) -> bool:
+    """An augmented copy (its row names its source image)."""
+    return row.get("source_id") is not None
+
+
 def sample_json(row: Mapping[str, Any]) -> bytes:
-    """The ``<key>.json`` of a webdataset sample."""
-    meta = {k: row[k] for k in ("image_id", "label", "label_index", "split", "width", "height", "source_uri")}
+    """The ``<key>.json`` of a webdataset sample (an augmented copy's also has its lineage)."""
+    keys = ("image_id", "label", "label_index", "split", "width", "height", "source_uri")
+    meta = {k: row[k] for k in keys + (LINEAGE_COLUMNS if is_copy(row) else ())}
     return (json.dumps(meta, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
@@ -70,38 +83,39 @@ def tar_shard(rows: Iterable[Mapping[str, Any]]) -> bytes:
     return buf.getvalue()
 
 
-PARQUET_COLUMNS = ("image_id", "label", "label_index", "split", "width", "height", "source_uri", "encoding", "image")
-
-
-def parquet_shard(rows: list[Mapping[str, Any]]) -> bytes:
-    """A Parquet file of image bytes and metadata (uncompressed: the images are compressed)."""
+def parquet_shard(rows: list[Mapping[str, Any]], lineage: bool = False) -> bytes:
+    """A Parquet file of image bytes and metadata (uncompressed: the images are compressed);
+    ``lineage`` adds the augmented copies' LINEAGE_COLUMNS (null for originals)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([("image_id", pa.string()), ("label", pa.string()), ("label_index", pa.int32()),
-                        ("split", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
-                        ("source_uri", pa.string()), ("encoding", pa.string()), ("image", pa.binary())])
-    table = pa.table({c: [r[c] if c != "image" else bytes(r[c]) for r in rows] for c in PARQUET_COLUMNS},
+    fields = [("image_id", pa.string()), ("label", pa.string()), ("label_index", pa.int32()),
+              ("split", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
+              ("source_uri", pa.string()), ("encoding", pa.string()), ("image", pa.binary())]
+    if lineage:
+        fields += [("source_id", pa.string()), ("recipe", pa.string()), ("seed", pa.int64()), ("copy", pa.int32())]
+    schema = pa.schema(fields)
+    table = pa.table({c: [r[c] if c != "image" else bytes(r[c]) for r in rows] for c in schema.names},
                      schema=schema)
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="none", row_group_size=1024)
     return buf.getvalue()
 
 
-def manifest_header(fmt: str) -> bytes:
+def manifest_header(fmt: str, columns: tuple[str, ...] = MANIFEST_COLUMNS) -> bytes:
     if fmt == "jsonl":
         return b""
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(MANIFEST_COLUMNS)
+    csv.writer(out, lineterminator="\n").writerow(columns)
     return out.getvalue().encode()
 
 
-def manifest_line(row: Mapping[str, Any], fmt: str) -> bytes:
+def manifest_line(row: Mapping[str, Any], fmt: str, columns: tuple[str, ...] = MANIFEST_COLUMNS) -> bytes:
     """One manifest row as CSV or JSON lines."""
     if fmt == "jsonl":
-        return (json.dumps({c: row[c] for c in MANIFEST_COLUMNS}, sort_keys=True, separators=(",", ":")) + "\n").encode()
+        return (json.dumps({c: row[c] for c in columns}, sort_keys=True, separators=(",", ":")) + "\n").encode()
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(["" if row[c] is None else row[c] for c in MANIFEST_COLUMNS])
+    csv.writer(out, lineterminator="\n").writerow(["" if row[c] is None else row[c] for c in columns])
     return out.getvalue().encode()
 
 

@@ -10,6 +10,11 @@ lazily, per worker), so the dataset pickles small and is safe with multi-process
     ds = CuratedDataset("/data/lakehouse", "fashion", release="v1", split="train")
     image, label = ds[0]          # RGB uint8 (H, W, 3), label index (ds.classes[label])
     for batch in ds.iter_batches(256): ...
+
+``with_augmented=True`` adds the release's augmented copies (``ptdm augment``) after the curated
+images, by the rule of ``ptdm export --with-augmented`` (``releases.augmented``): copies of the
+release's curated images of the split, labelled as their source is in the release, each image_id
+once.
 """
 
 from __future__ import annotations
@@ -61,59 +66,111 @@ class CuratedDataset:
         split: the split to read (None: every split).
         decode: True: items are RGB uint8 arrays (H, W, 3); False: the encoded bytes.
         storage_options: passed to deltalake (e.g. for HDFS or object stores).
+        with_augmented: add the release's augmented copies (needs ``release``); ``source_ids``
+            names each item's source image (None for curated images).
 
     Items are ordered by the Delta log's file order, then row order within each file, so that
     neighbours share a row group; ``image_ids`` lists them.
     """
 
     def __init__(self, root: str, dataset: str, release: str | None = None, version: int | None = None,
-                 split: str | None = "train", decode: bool = True, storage_options: dict[str, str] | None = None):
-        from deltalake import DeltaTable
+                 split: str | None = "train", decode: bool = True, storage_options: dict[str, str] | None = None,
+                 with_augmented: bool = False):
 
         if (release is None) == (version is None):
             raise ValueError("give exactly one of release=NAME or version=N")
+        if with_augmented and release is None:
+            raise ValueError("with_augmented=True needs release=NAME (a release pins the augmented copies' version)")
         self.root, self.dataset, self.split, self.decode = str(root), dataset, split, decode
         self.storage_options = storage_options
         self.release = release
-        classes = None
+        classes, augmented_version = None, None
         if release is not None:
             row = find_release(self.root, dataset, release, storage_options)
             version = int(row["table_versions"]["curated"])
             classes = {c["label"]: int(c["index"]) for c in row["classes"]}
+            augmented_version = row["table_versions"].get("augmented")
+            if with_augmented and augmented_version is None:
+                raise LookupError(f"release {release!r} of {dataset!r} has no augmented copies: it was created "
+                                  "before any ptdm augment")
         self.version = int(version)
-        table = DeltaTable(_table_uri(self.root, dataset, "curated"), version=self.version,
-                           storage_options=storage_options)
-        features = set(table.protocol().reader_features or [])
-        if "deletionVectors" in features:
-            raise NotImplementedError("curated uses deletion vectors: the loader reads whole Parquet files")
-        dataset_ = table.to_pyarrow_dataset()
-        self._files = list(dataset_.files)
-        self._fs = dataset_.filesystem
-        self._build_index(classes)
+        # each data file with the filesystem its table's paths are relative to
+        self._files, fs = self._parquet_files("curated", self.version)
+        self._fss, self._file_fs = [fs], [0] * len(self._files)
+        every: dict[str, tuple[str | None, str]] | None = {} if with_augmented else None
+        self._build_index(classes, every)
+        self.source_ids: list[str | None] = [None] * len(self.image_ids)
+        if with_augmented:
+            self._add_copies(int(augmented_version), every)
         self._open: dict[int, Any] = {}
         self._groups: OrderedDict[tuple[int, int], Any] = OrderedDict()
         self._pid = os.getpid()
 
-    def _build_index(self, classes: dict[str, int] | None) -> None:
+    def _parquet_files(self, table: str, version: int) -> tuple[list[str], Any]:
+        """The data files of ``table`` at ``version`` and the filesystem to open them with."""
+        from deltalake import DeltaTable
+
+        dt = DeltaTable(_table_uri(self.root, self.dataset, table), version=version,
+                        storage_options=self.storage_options)
+        if "deletionVectors" in set(dt.protocol().reader_features or []):
+            raise NotImplementedError(f"{table} uses deletion vectors: the loader reads whole Parquet files")
+        ds = dt.to_pyarrow_dataset()
+        return list(ds.files), ds.filesystem
+
+    def _row_groups(self, files: list[str], fs: Any, columns: list[str]) -> Iterator[tuple[int, int, dict]]:
         import pyarrow.parquet as pq
 
+        for fi, path in enumerate(files):
+            pf = pq.ParquetFile(fs.open_input_file(path))
+            for g in range(pf.metadata.num_row_groups):
+                yield fi, g, pf.read_row_group(g, columns=columns).to_pydict()
+
+    def _build_index(self, classes: dict[str, int] | None,
+                     every: dict[str, tuple[str | None, str]] | None = None) -> None:
+        """The split's items; ``every`` (when given) receives each curated image's (label, split)."""
         ids, labels, where = [], [], []
         all_labels: set[str | None] = set()
-        for fi, path in enumerate(self._files):
-            pf = pq.ParquetFile(self._fs.open_input_file(path))
-            for g in range(pf.metadata.num_row_groups):
-                t = pf.read_row_group(g, columns=["image_id", "label", "split"]).to_pydict()
-                for row, (iid, lb, sp) in enumerate(zip(t["image_id"], t["label"], t["split"])):
-                    all_labels.add(lb)
-                    if self.split is None or sp == self.split:
-                        ids.append(iid)
-                        labels.append(lb)
-                        where.append((fi, g, row))
+        for fi, g, t in self._row_groups(self._files, self._fss[0], ["image_id", "label", "split"]):
+            for row, (iid, lb, sp) in enumerate(zip(t["image_id"], t["label"], t["split"])):
+                all_labels.add(lb)
+                if every is not None:
+                    every[iid] = (lb, sp)
+                if self.split is None or sp == self.split:
+                    ids.append(iid)
+                    labels.append(lb)
+                    where.append((fi, g, row))
         self.classes_to_idx = classes if classes is not None else class_indices(all_labels)
         self.classes = [lb for lb, _ in sorted(self.classes_to_idx.items(), key=lambda x: x[1])]
         self.image_ids, self.labels = ids, labels
         self.targets = [label_index(self.classes_to_idx, lb) for lb in labels]
         self._where = where
+
+    def _add_copies(self, version: int, curated: dict[str, tuple[str | None, str]]) -> None:
+        """Append the augmented copies of the split's curated images (see the module's docstring);
+        ``curated``: every curated image's (label, split) in the release."""
+        files, fs = self._parquet_files("augmented", version)
+        base = len(self._files)
+        found: dict[str, tuple[tuple, int, int, int, str]] = {}
+        cols = ["image_id", "source_id", "recipe", "seed", "copy"]
+        for fi, g, t in self._row_groups(files, fs, cols):
+            for row, (iid, src, rcp, seed, cp) in enumerate(zip(*(t[c] for c in cols))):
+                if src not in curated or iid in curated:
+                    continue
+                if self.split is not None and curated[src][1] != self.split:
+                    continue
+                key = (src, rcp, seed, cp)
+                if iid not in found or key < found[iid][0]:
+                    found[iid] = (key, base + fi, g, row, src)
+        self._files += files
+        self._file_fs += [len(self._fss)] * len(files)
+        self._fss.append(fs)
+        for iid, (_, fi, g, row, src) in sorted(found.items(), key=lambda x: x[1][1:4]):
+            lb = curated[src][0]
+            self.image_ids.append(iid)
+            self.labels.append(lb)
+            self.targets.append(label_index(self.classes_to_idx, lb))
+            self.source_ids.append(src)
+            self._where.append((fi, g, row))
 
     # Files are opened per process: after fork or unpickling, the handles are rebuilt.
     def __getstate__(self) -> dict[str, Any]:
@@ -135,7 +192,7 @@ class CuratedDataset:
             self._groups.move_to_end(key)
             return self._groups[key]
         if fi not in self._open:
-            self._open[fi] = pq.ParquetFile(self._fs.open_input_file(self._files[fi]))
+            self._open[fi] = pq.ParquetFile(self._fss[self._file_fs[fi]].open_input_file(self._files[fi]))
         col = self._open[fi].read_row_group(g, columns=["image"]).column("image")
         self._groups[key] = col
         while len(self._groups) > 2:

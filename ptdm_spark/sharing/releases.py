@@ -134,6 +134,30 @@ def curated(spark: "SparkSession", cfg: Config, release: Release) -> "DataFrame"
     return read_at(spark, cfg, release.dataset, "curated", release.curated_version)
 
 
+def augmented(spark: "SparkSession", cfg: Config, release: Release) -> "DataFrame":
+    """The release's augmented copies: the ``augmented`` table at the release's version, only the
+    copies of images curated in the release, each with its source's label, split and source_uri
+    there. A copy whose bytes equal a curated image or an earlier copy (in (source_id, recipe,
+    seed, copy) order) is left out, so every image_id appears once. UsageError when the release
+    was created before any ``ptdm augment``."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    version = release.table_versions.get("augmented")
+    if version is None:
+        raise UsageError(f"release {release.name!r} has no augmented copies: it was created before any ptdm augment "
+                         f"of {release.dataset!r} (run ptdm augment --dataset {release.dataset} --recipe R, then "
+                         f"ptdm release create NEW --dataset {release.dataset})")
+    cur = curated(spark, cfg, release)
+    sources = cur.select(F.col("image_id").alias("source_id"), "label", "split", "source_uri")
+    copies = (read_at(spark, cfg, release.dataset, "augmented", version)
+              .select("image_id", "source_id", "recipe", "seed", "copy", "encoding", "width", "height", "image")
+              .join(sources, "source_id")
+              .join(cur.select("image_id"), "image_id", "left_anti"))
+    first = Window.partitionBy("image_id").orderBy("source_id", "recipe", "seed", "copy")
+    return copies.withColumn("_n", F.row_number().over(first)).filter("_n = 1").drop("_n")
+
+
 # --- creating --------------------------------------------------------------------------------------
 
 

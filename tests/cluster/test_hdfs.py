@@ -55,6 +55,53 @@ def test_upload_then_pipeline_on_hdfs_matches_local(on_hdfs, spark, cfg):
     assert spark.sql("SELECT count(*) AS n FROM onhdfs.curated").first().n == on_h["curated"]
 
 
+def test_augment_release_export_and_loader_on_hdfs(on_hdfs, spark, hdfs):
+    """Trainers' path on the hdfs:// lakehouse: augment train, a release, an export with the copies
+    written to hdfs:// and verified there, and the Spark-free loader reading the lakehouse over
+    HDFS. The truth: the packaged recipe applied to each curated train image on the driver."""
+    import io
+    import json
+    import tarfile
+
+    from ptdm_spark.imaging import augment as A
+    from ptdm_spark.pipeline.augment import recipe_text
+    from ptdm_spark.sharing.loader import CuratedDataset
+
+    ptdm, root = on_hdfs["ptdm"], on_hdfs["root"]
+    lh = ("--set", f"lakehouse.root={root}")
+    status, out = ptdm("augment", "--dataset", "onhdfs", "--recipe", "basic", "--copies", "1", *lh)
+    assert status == 0, out
+    status, out = ptdm("release", "create", "h1", "--dataset", "onhdfs", *lh)
+    assert status == 0, out
+    cur = {r.image_id: r for r in spark.read.format("delta").load(f"{root}/onhdfs/curated").collect()}
+    recipe = A.Recipe.from_yaml(recipe_text(None, "basic")[0])
+    copies = {}
+    for iid, r in cur.items():
+        if r.split == "train":
+            data = A.augment(bytes(r.image), recipe, recipe.seed, iid, 0).image
+            copies[hashlib.sha256(data).hexdigest()] = (data, r.label, iid)
+    assert copies
+
+    target = f"{hdfs}/exports/{uuid.uuid4().hex[:8]}"
+    status, out = ptdm("export", "--dataset", "onhdfs", "--release", "h1", "--format", "webdataset",
+                       "--with-augmented", "--out", target, *lh)
+    assert status == 0 and f"({len(copies)} augmented)" in out, out
+    status, out = ptdm("export", "verify", target, *lh)
+    assert status == 0 and "OK" in out, out
+    samples = {}
+    for row in spark.read.format("binaryFile").load(f"{target}/*.tar").collect():
+        with tarfile.open(fileobj=io.BytesIO(bytes(row.content))) as tar:
+            for m in tar.getmembers():
+                if m.name.endswith(".json"):
+                    samples[m.name[:-5]] = json.loads(tar.extractfile(m).read()).get("source_id")
+    assert samples == {**{iid: None for iid in cur}, **{iid: src for iid, (_, _, src) in copies.items()}}
+
+    ds = CuratedDataset(root, "onhdfs", release="h1", split="train", decode=False, with_augmented=True)
+    got = {ds.image_ids[i]: (ds[i][0], ds.classes[ds[i][1]]) for i in range(len(ds))}
+    assert got == {**{iid: (bytes(r.image), r.label) for iid, r in cur.items() if r.split == "train"},
+                   **{iid: (data, lb) for iid, (data, lb, _) in copies.items()}}
+
+
 def test_erase_on_hdfs_leaves_no_byte_in_any_parquet_file(on_hdfs, spark, tmp_path):
     """`ptdm erase` of the image behind dogs/b.jpg and cats/_DSC0001.png (the same bytes: one
     image, two source objects) on the hdfs:// lakehouse; then the dataset folder is copied out of

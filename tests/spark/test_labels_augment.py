@@ -262,3 +262,78 @@ def test_augmented_copies_follow_a_relabelled_source(spark, cfg, ptdm, dataset, 
             assert (a["image"], a["label"]) == before[(a["source_id"], a["copy"])]
         else:
             assert a["image"] == before[(a["source_id"], a["copy"])][0]
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_release_with_augmented_exports_and_loads_the_copies(spark, cfg, ptdm, dataset, recipe_file, tmp_path):
+    """Runs after the augment tests (3 copies of every train image). The truth: the recipe applied
+    to each curated train image on the driver, labelled as its source is."""
+    import io
+    import tarfile
+
+    import pyarrow.parquet as pq
+
+    from ptdm_spark.sharing.loader import CuratedDataset
+
+    r = A.Recipe.from_yaml(recipe_file.read_text())
+    cur = {c["image_id"]: c for c in table(spark, cfg, "curated").collect()}
+    copies = {}
+    for sid, src in cur.items():
+        if src["split"] == "train":
+            for c in range(3):
+                data = A.augment(bytes(src["image"]), r, 3, sid, c).image
+                copies[sha(data)] = (data, src["label"], sid, c)
+    assert copies and not set(copies) & set(cur)
+    status, out = ptdm("release", "create", "aug1", "--dataset", DS)
+    assert status == 0, out
+
+    status, out = ptdm("export", "--dataset", DS, "--release", "aug1", "--format", "folders", "--with-augmented",
+                       "--out", str(tmp_path / "f"))
+    assert status == 0 and f"{len(cur) + len(copies)} images ({len(copies)} augmented)" in out, out
+    tree = _tree(tmp_path / "f")
+    images = {k: v for k, v in tree.items() if k.count("/") == 2}
+    want = {(s["split"], s["label"], iid): bytes(s["image"]) for iid, s in cur.items()}
+    want.update({("train", lb, iid): data for iid, (data, lb, _, _) in copies.items()})
+    assert {(k.split("/")[0], k.split("/")[1], k.split("/")[2].split(".")[0]): v for k, v in images.items()} == want
+    manifest = {m["image_id"]: m for m in csv.DictReader(io.StringIO(tree["manifest.csv"].decode()))}
+    assert set(manifest) == {k[2] for k in want}
+    for iid, m in manifest.items():
+        lineage = (m["source_id"], m["recipe"], m["seed"], m["copy"])
+        assert lineage == ((copies[iid][2], "t1", "3", str(copies[iid][3])) if iid in copies else ("", "", "", ""))
+    assert json.loads(tree["release.json"])["with_augmented"] is True
+
+    status, out = ptdm("export", "--dataset", DS, "--release", "aug1", "--format", "webdataset", "--with-augmented",
+                       "--out", str(tmp_path / "w"))
+    assert status == 0, out
+    samples = {}
+    for shard in sorted((tmp_path / "w").glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for m in tar.getmembers():
+                if m.name.endswith(".json"):
+                    samples[m.name[:-5]] = json.loads(tar.extractfile(m).read())
+    assert set(samples) == {k[2] for k in want}
+    for iid, (_, lb, sid, c) in copies.items():
+        assert (samples[iid]["source_id"], samples[iid]["copy"], samples[iid]["seed"], samples[iid]["label"]) == \
+            (sid, c, 3, lb)
+    assert all("source_id" not in samples[iid] for iid in cur)
+
+    status, out = ptdm("export", "--dataset", DS, "--release", "aug1", "--format", "parquet", "--with-augmented",
+                       "--split", "train", "--out", str(tmp_path / "p"))
+    assert status == 0, out
+    rows = [x for f in sorted((tmp_path / "p").rglob("*.parquet")) for x in pq.read_table(f).to_pylist()]
+    assert {x["image_id"]: (x["image"], x["source_id"], x["copy"]) for x in rows if x["source_id"]} == \
+        {iid: (data, sid, c) for iid, (data, _, sid, c) in copies.items()}
+    assert len(rows) == len(copies) + sum(s["split"] == "train" for s in cur.values())
+
+    root = cfg.lakehouse.root
+    plain = CuratedDataset(root, DS, release="aug1", split="train", decode=False)
+    ds = CuratedDataset(root, DS, release="aug1", split="train", decode=False, with_augmented=True)
+    train = {iid: s["label"] for iid, s in cur.items() if s["split"] == "train"}
+    assert set(plain.image_ids) == set(train) and len(plain) == len(train)
+    assert len(ds) == len(train) + len(copies)
+    got = {ds.image_ids[i]: (ds[i][0], ds.classes[ds[i][1]], ds.source_ids[i]) for i in range(len(ds))}
+    assert got == {**{iid: (bytes(cur[iid]["image"]), lb, None) for iid, lb in train.items()},
+                   **{iid: (data, lb, sid) for iid, (data, lb, sid, _) in copies.items()}}

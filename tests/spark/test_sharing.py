@@ -275,6 +275,10 @@ def test_interrupted_export_rerun_completes(h, ptdm, v1):
     # A folder holding something else is refused before any work.
     status, out = ptdm("export", "--dataset", DS, "--release", "v2", "--format", "folders", "--out", str(target))
     assert status == 2 and "not empty" in out
+    # A release made before any ptdm augment has no copies to add: one line, nothing written.
+    status, out = ptdm("export", "--dataset", DS, "--release", "v1", "--format", "folders", "--with-augmented",
+                       "--out", str(h["tmp"] / "aug"))
+    assert status == 2 and "has no augmented copies" in out and not (h["tmp"] / "aug").exists()
 
 
 def test_loader_in_one_process(h, v1, cfg):

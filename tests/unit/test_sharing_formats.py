@@ -38,6 +38,27 @@ def test_tar_shard_is_fixed_and_readable():
         assert t.extractfile(members[0]).read() == ROWS[0]["image"]
 
 
+def test_lineage_of_copies_in_json_manifest_and_parquet():
+    import csv
+
+    import pyarrow.parquet as pq
+
+    original = {**ROWS[0], "source_id": None, "recipe": None, "seed": None, "copy": None}
+    copy = {**ROWS[1], "source_id": ROWS[0]["image_id"], "recipe": "basic", "seed": 7, "copy": 1}
+    assert "source_id" not in json.loads(formats.sample_json(original))
+    meta = json.loads(formats.sample_json(copy))
+    assert (meta["source_id"], meta["recipe"], meta["seed"], meta["copy"]) == (ROWS[0]["image_id"], "basic", 7, 1)
+    cols = formats.manifest_columns(True)
+    lines = formats.manifest_header("csv", cols) + b"".join(
+        formats.manifest_line({**r, "path": "p"}, "csv", cols) for r in (original, copy))
+    got = list(csv.DictReader(io.StringIO(lines.decode())))
+    assert [(g["source_id"], g["copy"]) for g in got] == [("", ""), (ROWS[0]["image_id"], "1")]
+    assert formats.manifest_header("csv") == formats.manifest_header("csv", formats.manifest_columns(False))
+    t = pq.read_table(io.BytesIO(formats.parquet_shard([original, copy], lineage=True))).to_pylist()
+    assert [(x["source_id"], x["seed"], x["copy"]) for x in t] == [(None, None, None), (ROWS[0]["image_id"], 7, 1)]
+    assert "source_id" not in pq.read_table(io.BytesIO(formats.parquet_shard([ROWS[0]]))).column_names
+
+
 def test_tree_paths():
     assert formats.tree_path("val", None, "ab", "jpeg") == "val/_unlabelled/ab.jpg"
     assert formats.tree_path("train", "a/b", "ab", "png") == "train/a_b/ab.png"
