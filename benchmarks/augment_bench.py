@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from ptdm_spark.pipeline.augment import recipe_text
 
     work = Path(a.work or tempfile.mkdtemp(prefix="ptdm-augbench-"))
+    work.mkdir(parents=True, exist_ok=True)
     data, lakehouse = work / "fashion-png", Path(a.lakehouse or work / "lakehouse").resolve()
     common = ["--dataset", "fashion", "--set", f"lakehouse.root={lakehouse}", "--master", a.master]
     if a.lakehouse is None:

@@ -257,3 +257,60 @@ def test_report_is_self_contained_and_renders_in_a_browser(analysed_clean, tmp_p
     assert img.shape == (2400, 1200)
     assert img.std() > 20  # not blank: text, plots and thumbnails
     assert (img < 128).mean() > 0.01
+
+
+# --- what-if and older versions (these change ana_clean's curated: keep them last) ----------------
+
+
+def _previewed(ptdm, dataset, *sets):
+    import json
+
+    status, out = ptdm("preview", "--dataset", dataset, "--format", "json", *sets)
+    assert status == 0, out
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    after = {r["label"]: r["after"] for r in rows if r["kind"] == "label" and r["after"]}
+    return after, {r["rule"]: (r["removed"], r["added"]) for r in rows if r["kind"] == "rule"}
+
+
+def _curated_by_label(spark, cfg, dataset):
+    from collections import Counter
+
+    return dict(Counter(r.label for r in table(spark, cfg, dataset, "curated").select("label").collect()))
+
+
+def test_preview_counts_equal_a_real_rerun(spark, cfg, ptdm, clean, analysed_clean):
+    folder, dataset = clean[0], analysed_clean[0]
+    # the files written here: 13 bright (one of them dark.png, brightness ~0.12) and 10 gradients
+    # (~0.48) are curated; grad/solid.png is near_constant, excluded by default
+    assert _curated_by_label(spark, cfg, dataset) == {"bright": 13, "grad": 10}
+
+    # a threshold that flags dark.png, and that flag excluded: it applies to a dataset processed
+    # afresh with these settings, which the test then does
+    changes = ("process.quality.dark_max=0.3", "curate.exclude_flags=[near_constant,dark]")
+    after, rules = _previewed(ptdm, dataset, *(a for c in changes for a in ("--set", c)))
+    assert after == {"bright": 12, "grad": 10} and rules == {"dark": (1, 0)}
+    _run_pipeline(cfg, folder, "ana_preview", changes)
+    assert _curated_by_label(spark, cfg, "ana_preview") == after
+
+    # no flag excluded: the solid image comes back, and ptdm curate does the same
+    after, rules = _previewed(ptdm, dataset, "--set", "curate.exclude_flags=[]")
+    assert after == {"bright": 13, "grad": 11} and rules == {"near_constant": (0, 1)}
+    run(ptdm, "curate", "--dataset", dataset, "--set", "curate.exclude_flags=[]")
+    assert _curated_by_label(spark, cfg, dataset) == after
+
+
+def test_analyze_an_older_version(spark, cfg, ptdm, analysed_clean):
+    """After the curate above, analyze --version N reads curated as it was at N (Delta time travel)."""
+    dataset = analysed_clean[0]
+    versions = sorted({r.curated_version for r in table(spark, cfg, dataset, "stats").select("curated_version")
+                       .distinct().collect()})
+    old = versions[-1]
+    before = _stats(spark, cfg, dataset, old)
+    assert table(spark, cfg, dataset, "curated").count() == 24  # today's: the solid image is back
+    status, out = ptdm("analyze", "--dataset", dataset, "--version", str(old), "--out", str(analysed_clean[3]))
+    assert status == 0, out
+    again = _stats(spark, cfg, dataset, old)
+    assert again[("dataset", "all", "count")] == 23  # 13 bright + 10 gradients, as the files written here
+    assert again == pytest.approx(before)
+    status, out = ptdm("analyze", "--dataset", dataset, "--version", "999")
+    assert status == 2 and "999" in out
