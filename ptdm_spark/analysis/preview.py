@@ -73,9 +73,14 @@ def preview(spark: "SparkSession", cfg: Config, dataset: str) -> Preview:
                                  .otherwise(F.array_intersect("flags", ex)).alias("rules"))
     for r in why_removed.select(F.explode("rules").alias("rule")).groupBy("rule").count().collect():
         rules.setdefault(r["rule"], {"removed": 0, "added": 0})["removed"] = int(r["count"])
-    # added: the flags it carried that no longer keep it out (a flag it lost under the new
-    # thresholds, or one no longer excluded); else it was simply not curated yet
-    gone = F.array_except(F.coalesce("old_flags", F.array().cast("array<string>")), F.array_intersect("flags", ex))
+    # added: the flags that kept it out (its stored flags among those excluded by the run that
+    # wrote curated) and no longer do (a flag it lost under the new thresholds, or one no longer
+    # excluded); else it was simply not curated yet
+    kept_out = F.coalesce("old_flags", F.array().cast("array<string>"))
+    before = _exclusion_of_curated(spark, cfg, dataset)
+    if before is not None:
+        kept_out = F.array_intersect(kept_out, F.array(*[F.lit(f) for f in before]).cast("array<string>"))
+    gone = F.array_except(kept_out, F.array_intersect("flags", ex))
     why_added = added.select(F.when(F.size(gone) > 0, gone).otherwise(F.array(F.lit("(not curated yet)")))
                              .alias("rules"))
     for r in why_added.select(F.explode("rules").alias("rule")).groupBy("rule").count().collect():
@@ -84,3 +89,22 @@ def preview(spark: "SparkSession", cfg: Config, dataset: str) -> Preview:
     return Preview(now=sum(v["now"] for v in counts.values()), after=sum(v["after"] for v in counts.values()),
                    by_label=by_label, by_rule=[{"rule": k, **v} for k, v in sorted(rules.items())],
                    thresholds_changed=["process.quality"] if changed else [])
+
+
+def _exclusion_of_curated(spark: "SparkSession", cfg: Config, dataset: str) -> tuple[str, ...] | None:
+    """``curate.exclude_flags`` of the newest successful run that wrote ``curated`` (from the
+    ``runs`` ledger's config); None when the ledger does not say."""
+    import json
+
+    from pyspark.sql import functions as F
+
+    path = cfg.lakehouse.table_path(dataset, "runs")
+    if not delta.is_delta_table(spark, path):
+        return None
+    row = (spark.read.format("delta").load(path)
+           .filter((F.col("status") == "succeeded") & F.col("output_versions").getItem("curated").isNotNull())
+           .orderBy(F.col("finished_at").desc()).select("config").first())
+    try:
+        return tuple(json.loads(row["config"])["curate"]["exclude_flags"])
+    except (TypeError, KeyError, ValueError):
+        return None

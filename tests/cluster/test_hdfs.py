@@ -1,5 +1,6 @@
 """The pipeline over a real HDFS: upload over WebHDFS, ingest from hdfs://, lakehouse on hdfs://;
-then an erasure on that lakehouse.
+then the trainers' path (augment, release, export, loader), analyze, and an erasure on that
+lakehouse.
 
 One module fixture makes the HDFS dataset (and its local twin) once; the erasure test runs last
 and changes the HDFS dataset, so it must stay after the comparison in this file."""
@@ -100,6 +101,25 @@ def test_augment_release_export_and_loader_on_hdfs(on_hdfs, spark, hdfs):
     got = {ds.image_ids[i]: (ds[i][0], ds.classes[ds[i][1]]) for i in range(len(ds))}
     assert got == {**{iid: (bytes(r.image), r.label) for iid, r in cur.items() if r.split == "train"},
                    **{iid: (data, lb) for iid, (data, lb, _) in copies.items()}}
+
+
+def test_analyze_on_hdfs_writes_the_report_there_and_a_local_copy(on_hdfs, spark):
+    """analyze on the hdfs:// lakehouse: its tables and report.html under <root>/<dataset>/_reports
+    on HDFS, and a local copy whose path the command prints."""
+    import re
+    from pathlib import Path
+
+    ptdm, root = on_hdfs["ptdm"], on_hdfs["root"]
+    status, out = ptdm("analyze", "--dataset", "onhdfs", "--set", f"lakehouse.root={root}")
+    assert status == 0, out
+    uri = re.search(r"^report: (\S+)$", out, re.M).group(1)
+    local = Path(re.search(r"^report \(local copy\): (\S+)$", out, re.M).group(1))
+    assert uri.startswith(f"{root}/onhdfs/_reports/curated-v") and uri.endswith("report.html")
+    (on_hdfs_html,) = [bytes(r.content) for r in spark.read.format("binaryFile").load(uri).collect()]
+    assert local.read_bytes() == on_hdfs_html and b"<html" in on_hdfs_html.lower()
+    curated = spark.read.format("delta").load(f"{root}/onhdfs/curated").count()
+    stats = spark.read.format("delta").load(f"{root}/onhdfs/stats")
+    assert stats.filter("scope = 'dataset' AND metric = 'count'").first().value == curated
 
 
 def test_erase_on_hdfs_leaves_no_byte_in_any_parquet_file(on_hdfs, spark, tmp_path):
