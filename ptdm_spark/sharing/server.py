@@ -210,17 +210,23 @@ _filesystems: dict[str, Any] = {}
 
 
 def open_file(location: str):
-    """A pyarrow random-access file for an absolute path or URI (local, file:, hdfs:// ...)."""
+    """A pyarrow random-access file for an absolute path or URI (local, file:, hdfs:// ...).
+
+    Local files through pyarrow; any other scheme through deltalake's own object store (the one
+    that reads the Delta log: HDFS without libhdfs or a JVM), one per scheme://host."""
     import pyarrow.fs as pafs
 
     if "://" not in location:
         return pafs.LocalFileSystem().open_input_file(location)
     parsed = urllib.parse.urlsplit(location)
+    if parsed.scheme == "file":
+        return pafs.LocalFileSystem().open_input_file(urllib.parse.unquote(parsed.path))
     key = f"{parsed.scheme}://{parsed.netloc}"
     if key not in _filesystems:
-        _filesystems[key] = pafs.FileSystem.from_uri(location)[0]
-    path = parsed.path if parsed.scheme != "file" else urllib.parse.unquote(parsed.path)
-    return _filesystems[key].open_input_file(path)
+        from deltalake.fs import DeltaStorageHandler
+
+        _filesystems[key] = pafs.PyFileSystem(DeltaStorageHandler(f"{key}/"))
+    return _filesystems[key].open_input_file(parsed.path.lstrip("/"))
 
 
 # --- the access log --------------------------------------------------------------------------------

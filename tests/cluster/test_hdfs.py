@@ -97,10 +97,54 @@ def test_augment_release_export_and_loader_on_hdfs(on_hdfs, spark, hdfs):
                     samples[m.name[:-5]] = json.loads(tar.extractfile(m).read()).get("source_id")
     assert samples == {**{iid: None for iid in cur}, **{iid: src for iid, (_, _, src) in copies.items()}}
 
+    # the one-file format, streamed through the driver into HDFS
+    status, out = ptdm("export", "--dataset", "onhdfs", "--release", "h1", "--format", "zip",
+                       "--out", f"{target}.zip", *lh)
+    assert status == 0, out
+    status, out = ptdm("export", "verify", f"{target}.zip", *lh)
+    assert status == 0 and "OK" in out, out
+    (zipped,) = [bytes(r.content) for r in spark.read.format("binaryFile").load(f"{target}.zip").collect()]
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(zipped)) as z:
+        names = {n.rsplit("/", 1)[-1].split(".")[0] for n in z.namelist() if n.count("/") == 2}
+    assert names == set(cur)
+
     ds = CuratedDataset(root, "onhdfs", release="h1", split="train", decode=False, with_augmented=True)
     got = {ds.image_ids[i]: (ds[i][0], ds.classes[ds[i][1]]) for i in range(len(ds))}
     assert got == {**{iid: (bytes(r.image), r.label) for iid, r in cur.items() if r.split == "train"},
                    **{iid: (data, lb) for iid, (data, lb, _) in copies.items()}}
+
+
+def test_share_served_from_hdfs_to_the_stock_client(on_hdfs, spark, tmp_path):
+    """A release of the hdfs:// lakehouse (h1, made by the test above) shared and served: the
+    share tables written to HDFS with deltalake, the server reading the Delta log and the Parquet
+    files from HDFS (no libhdfs, no JVM), read by the stock delta_sharing client."""
+    import delta_sharing
+
+    from tests.spark.test_share_server import _free_port, _start, _stop
+
+    ptdm, root = on_hdfs["ptdm"], on_hdfs["root"]
+    lh = ("--set", f"lakehouse.root={root}")
+    status, out = ptdm("share", "create", "hs", "--dataset", "onhdfs", "--release", "h1", *lh)
+    assert status == 0, out
+    port, profile = _free_port(), tmp_path / "rita.share"
+    status, out = ptdm("share", "grant", "hs", "--recipient", "rita", "--out", str(profile),
+                       "--endpoint", f"http://127.0.0.1:{port}/delta-sharing", *lh)
+    assert status == 0, out
+    proc = _start(root, port, tmp_path / "serve.log")
+    try:
+        got = [(t.share, t.schema, t.name) for t in delta_sharing.SharingClient(str(profile)).list_all_tables()]
+        df = delta_sharing.load_as_pandas(f"{profile}#hs.onhdfs.curated")
+    finally:
+        _stop(proc)
+    assert got == [("hs", "onhdfs", "curated")]
+    (rel,) = spark.read.format("delta").load(f"{root}/onhdfs/releases").filter("name = 'h1'").collect()
+    want = spark.read.format("delta").option("versionAsOf", rel.table_versions["curated"]) \
+        .load(f"{root}/onhdfs/curated").select("image_id", "label", "image").collect()
+    assert len(df) == len(want)
+    assert {r.image_id: (r.label, bytes(r.image)) for r in df.itertuples()} == \
+        {r.image_id: (r.label, bytes(r.image)) for r in want}
 
 
 def test_analyze_on_hdfs_writes_the_report_there_and_a_local_copy(on_hdfs, spark):
