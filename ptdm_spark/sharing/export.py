@@ -17,7 +17,6 @@ without duplicating anything.
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 from typing import TYPE_CHECKING, Any
 
@@ -113,9 +112,8 @@ def run(spark: "SparkSession", cfg: Config, dataset: str, name: str, fmt: str, p
         with_copies = f" ({n_copies} augmented)" if with_augmented else ""
         log(f"[export] release {name}: {n_images} image(s){with_copies}, {n_bytes / 1e6:.1f} MB, as {fmt} to {path}")
         if fmt == "zip":
-            zip_out = output_for(cfg, os.path.dirname(out.path()) or ".")
-            written = _zip(rows, zip_out, os.path.basename(out.path()), n_bytes, cfg, info_bytes, clock, n_images,
-                           with_augmented)
+            zip_out, zip_name = out.split()  # the folder, on the same filesystem (was: a local path for hdfs://)
+            written = _zip(rows, zip_out, zip_name, n_bytes, cfg, info_bytes, clock, n_images, with_augmented)
         else:
             out.write(MARKER, info_bytes)
             hashes: dict[str, str] = {}

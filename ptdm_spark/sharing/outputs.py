@@ -36,6 +36,16 @@ class Output:
         base = urlparse(self.root).path if self.is_hdfs else os.path.abspath(os.path.expanduser(self.root))
         return f"{base.rstrip('/')}/{rel}" if rel else base
 
+    def split(self) -> tuple["Output", str]:
+        """(the folder holding this root, the root's name): where a one-file export goes."""
+        if self.is_hdfs:
+            u = urlparse(self.root)
+            path = u.path.rstrip("/")
+            folder = Output(f"{u.scheme}://{u.netloc}{os.path.dirname(path) or '/'}", self.webhdfs_url, self.user)
+            return folder, os.path.basename(path)
+        path = self.path()
+        return Output(os.path.dirname(path) or ".", self.webhdfs_url, self.user), os.path.basename(path)
+
     def exists(self, rel: str = "") -> bool:
         if self.is_hdfs:
             return self._client().status(self.path(rel), strict=False) is not None

@@ -25,7 +25,9 @@ def verify(out: Output) -> Verdict:
     if not out.is_hdfs and os.path.isfile(out.path()):
         if not zipfile.is_zipfile(out.path()):
             raise UsageError(f"{out.root}: neither an export folder nor a ZIP export")
-        return _verify_zip(out.path())
+        return _verify_zip(out.path(), out.root)
+    if out.is_hdfs and out.exists() and not out.is_dir():
+        return _verify_remote_zip(out)
     if not out.exists(formats.SHA_FILE):
         raise UsageError(f"{out.root}: no {formats.SHA_FILE} (not an export, or an unfinished one)")
     with out.open_read(formats.SHA_FILE) as f:
@@ -43,12 +45,28 @@ def verify(out: Output) -> Verdict:
     return v
 
 
-def _verify_zip(path: str) -> Verdict:
+def _verify_remote_zip(out: Output) -> Verdict:
+    """A ZIP export on HDFS: copied to a local temporary file first (a ZIP is read from its end)."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryFile() as tmp:
+        with out.open_read("") as f:
+            shutil.copyfileobj(f, tmp, 1 << 20)
+        tmp.seek(0)
+        if not zipfile.is_zipfile(tmp):
+            raise UsageError(f"{out.root}: neither an export folder nor a ZIP export")
+        tmp.seek(0)
+        return _verify_zip(tmp, out.root)
+
+
+def _verify_zip(source, name: str) -> Verdict:
+    """``source``: a path or a seekable file holding the ZIP; ``name``: what messages call it."""
     v = Verdict()
-    with zipfile.ZipFile(path) as z:
+    with zipfile.ZipFile(source) as z:
         names = set(z.namelist())
         if formats.SHA_FILE not in names:
-            raise UsageError(f"{path}: the ZIP has no {formats.SHA_FILE}")
+            raise UsageError(f"{name}: the ZIP has no {formats.SHA_FILE}")
         listed = formats.parse_sha_manifest(z.read(formats.SHA_FILE).decode())
         for rel, digest in sorted(listed.items()):
             v.checked += 1
