@@ -43,7 +43,7 @@ def release_info(rel: releases.Release, fmt: str, split: str | None, with_augmen
     extra: dict[str, Any] = {}
     if with_augmented:
         command += " --with-augmented"
-        extra = {"with_augmented": True, "augmented_version": rel.table_versions.get("augmented")}
+        extra = {"with_augmented": True, "augmented_version": releases.augmented_version(rel)}
     return {**extra,
         "dataset": rel.dataset, "release": rel.name, "created_at": rel.created_at.isoformat(),
         "note": rel.note, "table_versions": rel.table_versions, "digest": rel.digest,
@@ -91,7 +91,7 @@ def run(spark: "SparkSession", cfg: Config, dataset: str, name: str, fmt: str, p
     if split is not None and split not in splits:
         raise UsageError(f"--split {split}: release {name!r} has the splits {', '.join(splits) or 'none'}")
     if with_augmented:
-        releases.augmented(spark, cfg, rel)  # no augmented version: one line, before the job
+        releases.augmented_version(rel)  # none: one line, before the job
     info = release_info(rel, fmt, split, with_augmented)
     info_bytes = formats.release_json(info)
     out = output_for(cfg, path)

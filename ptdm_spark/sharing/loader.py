@@ -76,7 +76,6 @@ class CuratedDataset:
     def __init__(self, root: str, dataset: str, release: str | None = None, version: int | None = None,
                  split: str | None = "train", decode: bool = True, storage_options: dict[str, str] | None = None,
                  with_augmented: bool = False):
-
         if (release is None) == (version is None):
             raise ValueError("give exactly one of release=NAME or version=N")
         if with_augmented and release is None:

@@ -134,6 +134,17 @@ def curated(spark: "SparkSession", cfg: Config, release: Release) -> "DataFrame"
     return read_at(spark, cfg, release.dataset, "curated", release.curated_version)
 
 
+def augmented_version(release: Release) -> int:
+    """The version of ``augmented`` the release pins; UsageError when it was created before any
+    ``ptdm augment``."""
+    version = release.table_versions.get("augmented")
+    if version is None:
+        raise UsageError(f"release {release.name!r} has no augmented copies: it was created before any ptdm augment "
+                         f"of {release.dataset!r} (run ptdm augment --dataset {release.dataset} --recipe R, then "
+                         f"ptdm release create NEW --dataset {release.dataset})")
+    return version
+
+
 def augmented(spark: "SparkSession", cfg: Config, release: Release) -> "DataFrame":
     """The release's augmented copies: the ``augmented`` table at the release's version, only the
     copies of images curated in the release, each with its source's label, split and source_uri
@@ -143,11 +154,7 @@ def augmented(spark: "SparkSession", cfg: Config, release: Release) -> "DataFram
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    version = release.table_versions.get("augmented")
-    if version is None:
-        raise UsageError(f"release {release.name!r} has no augmented copies: it was created before any ptdm augment "
-                         f"of {release.dataset!r} (run ptdm augment --dataset {release.dataset} --recipe R, then "
-                         f"ptdm release create NEW --dataset {release.dataset})")
+    version = augmented_version(release)
     cur = curated(spark, cfg, release)
     sources = cur.select(F.col("image_id").alias("source_id"), "label", "split", "source_uri")
     copies = (read_at(spark, cfg, release.dataset, "augmented", version)

@@ -22,12 +22,8 @@ class Verdict:
 
 def verify(out: Output) -> Verdict:
     """Every file listed in MANIFEST.sha256 exists with its hash, and no other file is there."""
-    if not out.is_hdfs and os.path.isfile(out.path()):
-        if not zipfile.is_zipfile(out.path()):
-            raise UsageError(f"{out.root}: neither an export folder nor a ZIP export")
-        return _verify_zip(out.path(), out.root)
-    if out.is_hdfs and out.exists() and not out.is_dir():
-        return _verify_remote_zip(out)
+    if os.path.isfile(out.path()) if not out.is_hdfs else (out.exists() and not out.is_dir()):
+        return _verify_zip_file(out)
     if not out.exists(formats.SHA_FILE):
         raise UsageError(f"{out.root}: no {formats.SHA_FILE} (not an export, or an unfinished one)")
     with out.open_read(formats.SHA_FILE) as f:
@@ -45,19 +41,21 @@ def verify(out: Output) -> Verdict:
     return v
 
 
-def _verify_remote_zip(out: Output) -> Verdict:
-    """A ZIP export on HDFS: copied to a local temporary file first (a ZIP is read from its end)."""
+def _verify_zip_file(out: Output) -> Verdict:
+    """A one-file export: a local ZIP is read in place; one on HDFS is copied to a local temporary
+    file first (a ZIP is read from its end)."""
     import shutil
     import tempfile
 
-    with tempfile.TemporaryFile() as tmp:
-        with out.open_read("") as f:
-            shutil.copyfileobj(f, tmp, 1 << 20)
-        tmp.seek(0)
-        if not zipfile.is_zipfile(tmp):
+    with tempfile.TemporaryFile() if out.is_hdfs else open(out.path(), "rb") as f:
+        if out.is_hdfs:
+            with out.open_read("") as remote:
+                shutil.copyfileobj(remote, f, 1 << 20)
+            f.seek(0)
+        if not zipfile.is_zipfile(f):
             raise UsageError(f"{out.root}: neither an export folder nor a ZIP export")
-        tmp.seek(0)
-        return _verify_zip(tmp, out.root)
+        f.seek(0)
+        return _verify_zip(f, out.root)
 
 
 def _verify_zip(source, name: str) -> Verdict:
