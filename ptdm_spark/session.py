@@ -169,12 +169,28 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def catalog_holder(catalog: Path) -> str | None:
+def catalog_holder(catalog: Path, wait_for_orphans: float = 30.0) -> str | None:
     """Who holds the embedded Derby catalog open, as "pid N (command, since HH:MM:SS)", or None.
 
     Derby keeps ``metastore_db/dbex.lck`` open (and locked) for as long as a JVM has the database
     booted; the file itself survives an unclean exit, so the open descriptor decides, not the file.
+    A holder whose parent is gone (ppid 1: the JVM of a ``ptdm`` command that has just exited,
+    still shutting down) is waited for, up to ``wait_for_orphans`` seconds: ``ptdm run ... &&
+    ptdm sql ...`` must not fail on the first command's exiting JVM.
     """
+    deadline = time.monotonic() + wait_for_orphans
+    while True:
+        pid = catalog_holder_pid(catalog)
+        if pid is None:
+            return None
+        ppid = parent_pid(pid)  # 0: it has just gone
+        if ppid not in (0, 1) or time.monotonic() > deadline:
+            return describe_process(pid)
+        time.sleep(0.2)
+
+
+def catalog_holder_pid(catalog: Path) -> int | None:
+    """The id of another process that has the Derby catalog's lock file open, or None."""
     lock = catalog / "metastore_db" / "dbex.lck"
     if not lock.exists():
         return None
@@ -191,7 +207,7 @@ def catalog_holder(catalog: Path) -> str | None:
         for fd in fds:
             try:
                 if os.readlink(fd) == target:
-                    return describe_process(int(entry.name))
+                    return int(entry.name)
             except OSError:
                 continue
     return None

@@ -113,3 +113,39 @@ def test_server_help_names_every_action():
     assert r.returncode == 0
     for word in ("start|stop|status", "--set", "--conf", "sql.server", "<catalog>/server/"):
         assert word in r.stdout
+
+
+def _hold(lock, seconds: float, orphan: bool) -> subprocess.Popen:
+    """A process holding ``lock`` open for ``seconds``; with ``orphan`` its parent exits at once
+    (as the JVM of a ptdm command that has just ended: reparented to pid 1, still shutting down)."""
+    hold = f"import time; f = open({str(lock)!r}); time.sleep({seconds})"
+    # A grandchild: this process's own children count as its own JVM, never as another holder.
+    wait = "" if orphan else ".wait()"
+    code = f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {hold!r}]){wait}"
+    if orphan:
+        subprocess.run([sys.executable, "-c", code], check=True)
+        return None
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def test_the_exiting_jvm_of_the_last_command_is_waited_for(tmp_path):
+    from ptdm_spark.session import catalog_holder
+
+    lock = tmp_path / "metastore_db" / "dbex.lck"
+    lock.parent.mkdir()
+    lock.write_text("")
+    _hold(lock, 2.0, orphan=True)
+    time.sleep(0.5)
+    start = time.monotonic()
+    assert catalog_holder(tmp_path, wait_for_orphans=20) is None  # it let go: no CatalogBusy
+    assert 0.5 < time.monotonic() - start < 10
+    # A live command's JVM (its parent alive) is reported at once, and so is an orphan that stays.
+    proc = _hold(lock, 30.0, orphan=False)
+    try:
+        time.sleep(0.5)
+        start = time.monotonic()
+        assert catalog_holder(tmp_path, wait_for_orphans=20).startswith("pid ")
+        assert time.monotonic() - start < 2
+    finally:
+        proc.kill()
+        subprocess.run(["pkill", "-f", f"open({str(lock)!r})"], check=False)
