@@ -65,8 +65,9 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int) -> Analy
     run.input_versions["curated"] = version
     images = read_table(spark, run, "images")
     raw = read_table(spark, run, "raw_images")
-    # Everything but the bytes, cached once: the many small aggregates below read these, not the
-    # Delta tables again (the bytes are read only for the channel sums and the thumbnails).
+    # Everything but the bytes, cached once: the aggregates below read these, not the Delta tables
+    # again. The bytes are read once for the channel sums (inside the analysed frame) and then
+    # only for the few thumbnails.
     images_m = images.drop("image", "colour_thumb").cache()
     raw_m = raw.drop("content").cache()
     rejects = read_table(spark, run, "rejects", schemas.REJECTS).drop("content").cache()
@@ -75,10 +76,15 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int) -> Analy
     leakage = read_table(spark, run, "leakage", schemas.LEAKAGE)
     df = s_mod.analysed(curated, images_m, raw_m).cache()
     n_curated = df.count()
-    clock.expect(n_curated)
+    clock.lap(f"read {n_curated} curated image(s) and their pixel sums (one decode each)")
 
     # The funnel: source objects -> raw -> images -> curated, rejects by stage and reason.
-    r = raw_m.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("image_id").alias("ids")).first()
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    cut = now - dt.timedelta(days=a.freshness_days)
+    r = raw_m.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("image_id").alias("ids"),
+                  F.count("source_modified_at").alias("dated"),
+                  F.sum((F.col("source_modified_at") >= F.lit(cut)).cast("long")).alias("fresh"),
+                  F.max("ingested_at").alias("last"), F.min("source_modified_at").alias("oldest")).first()
     by_reason = rejects.groupBy("stage", "reason").count().collect()
     reject_counts = {f"{x['stage']}:{x['reason']}": int(x["count"]) for x in by_reason}
     reasons: dict[str, int] = {}
@@ -86,37 +92,58 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int) -> Analy
         reasons[x["reason"]] = reasons.get(x["reason"], 0) + int(x["count"])
     ingest_rejects = sum(int(x["count"]) for x in by_reason if x["stage"] == "ingest")
     objects = int(r["rows"]) + ingest_rejects
-    n_images = images_m.count()
+    im = images_m.agg(F.count(F.lit(1)).alias("n"),
+                      F.collect_set(F.coalesce("label", F.lit("(none)"))).alias("labels"),
+                      F.sum((F.size("labels") > 1).cast("long")).alias("multi"),
+                      F.sum((F.col("decoder_warnings").isNotNull() & (F.col("decoder_warnings") != ""))
+                            .cast("long")).alias("warned")).first()
+    n_images = int(im["n"])
+    flag_counts = {x["flag"]: int(x["count"]) for x in
+                   images_m.select(F.explode("flags").alias("flag")).groupBy("flag").count().collect()}
     funnel = {"source objects": objects, "raw_images": int(r["rows"]), "distinct raw ids": int(r["ids"]),
               "images": n_images, "curated": n_curated}
     counts = {"curated": n_curated, "images": n_images, "duplicates": dups.count(), "source_objects": objects,
               "rejected_objects": sum(reasons.values())}
 
-    stats_df = s_mod.stats(spark, df, images_m, counts, reasons)
-    _write(spark, run, "stats", stats_df, version, schemas.STATS)
+    aggregates = s_mod.scoped_aggregates(df)
+    stats_rows = s_mod.stats_rows(aggregates, counts, reasons, flag_counts)
     clock.lap(f"stats of {n_curated} curated image(s), with exact channel means and stds over every pixel")
-    _write(spark, run, "correlations", s_mod.correlations(spark, df), version, schemas.CORRELATIONS)
+    corr_rows = s_mod.correlations(df)
     outl = o_mod.outliers(df, a.outlier_scores, a.outlier_threshold)
     if outl is None:
         outl = spark.createDataFrame([], schemas.OUTLIERS).drop("curated_version", "run_id")
-    _write(spark, run, "outliers", outl, version, schemas.OUTLIERS)
+    outl = outl.cache()
+    o = outl.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("image_id").alias("ids")).first()
+    top_outliers = [x.asDict() for x in outl.orderBy(F.desc(F.abs("robust_z")), "image_id").limit(
+        max(a.gallery.per_section, 1)).collect()]
     clock.lap("correlations and outliers")
 
-    stored_outliers = _at(spark, run, "outliers", version).cache()
-    measured, details = measure(spark, cfg, df, images_m, raw_m, rejects, conflicts, leakage, stored_outliers,
-                                counts)
+    measured, details = measure(spark, cfg, df, images_m, raw_m, rejects, conflicts, leakage, counts,
+                                {"rows": o["rows"], "ids": o["ids"]}, r, im, aggregates)
     card = sc_mod.compute(measured, details)
-    rows = [(d.dimension, d.score, d.inputs, d.formula, d.detail) for d in card]
-    sc_df = spark.createDataFrame(rows, "dimension string, score double, inputs map<string,double>, "
-                                        "formula string, detail string")
-    _write(spark, run, "scorecard", sc_df, version, schemas.SCORECARD)
     clock.lap("scorecard")
 
-    top_outliers = [r.asDict() for r in stored_outliers.orderBy(F.desc(F.abs("robust_z"))).limit(
-        max(a.gallery.per_section, 1)).collect()]
-    galleries = gallery_rows(spark, cfg, run, df, images, raw, rejects, dups, conflicts, top_outliers)
+    galleries = gallery_rows(spark, cfg, run, images, raw, rejects, dups, conflicts, images_m, top_outliers)
     clock.lap(f"{sum(len(v) for v in galleries.values())} thumbnail(s) made on the executors")
-    hist = histograms(df)
+    hist = histograms(df, {x["key"]: x for x in aggregates if x["scope"] == "dataset"}.get("all", {}))
+    # The four tables, each one commit, written at once (four small Delta transactions that
+    # share nothing but the session).
+    sc_rows = [(d.dimension, d.score, d.inputs, d.formula, d.detail) for d in card]
+    writes = {
+        "stats": spark.createDataFrame(stats_rows, s_mod.STATS_COLUMNS),
+        "correlations": spark.createDataFrame(corr_rows, "method string, a string, b string, value double"),
+        "outliers": outl,
+        "scorecard": spark.createDataFrame(sc_rows, "dimension string, score double, inputs map<string,double>, "
+                                                    "formula string, detail string"),
+    }
+    schema_of = {"stats": schemas.STATS, "correlations": schemas.CORRELATIONS, "outliers": schemas.OUTLIERS,
+                 "scorecard": schemas.SCORECARD}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(writes)) as pool:
+        for f in [pool.submit(_write, spark, run, t, w, version, schema_of[t]) for t, w in writes.items()]:
+            f.result()
+    clock.lap("wrote stats, correlations, outliers and scorecard")
     q = cfg.process.quality
     thresholds = {"blur": [("blur_min", q.blur_min)], "brightness": [("dark_max", q.dark_max), ("bright_min", q.bright_min)],
                   "contrast": [("contrast_min", q.contrast_min), ("near_constant_max", q.near_constant_max)],
@@ -124,10 +151,10 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int) -> Analy
                   "aspect_ratio": [("aspect_max", q.aspect_max)]}
     run.counts.update(curated=n_curated, outliers=int(measured["outlier_rows"]), curated_version=version)
     out = Analysis(run.dataset, version,
-                   [r.asDict() for r in _at(spark, run, "stats", version).collect()],
-                   [r.asDict() for r in _at(spark, run, "correlations", version).collect()],
+                   [dict(zip(("scope", "key", "metric", "value"), x)) for x in stats_rows],
+                   [dict(zip(("method", "a", "b", "value"), x)) for x in corr_rows],
                    top_outliers, run.counts["outliers"], card, funnel, reject_counts, hist, thresholds, galleries)
-    for cached in (df, images_m, raw_m, rejects, dups, stored_outliers):
+    for cached in (df, images_m, raw_m, rejects, dups, outl):
         cached.unpersist()
     return out
 
@@ -142,16 +169,13 @@ def _write(spark: "SparkSession", run: Run, table: str, df: "DataFrame", version
     replace_slice(spark, run, table, out, f"curated_version = {int(version)}")
 
 
-def _at(spark: "SparkSession", run: Run, table: str, version: int) -> "DataFrame":
-    from pyspark.sql import functions as F
-
-    return spark.read.format("delta").load(run.table_path(table)).filter(F.col("curated_version") == version)
-
-
-def measure(spark, cfg: Config, df, images, raw, rejects, conflicts, leakage, outl,
-            counts: dict[str, int]) -> tuple[dict[str, float], dict[str, str]]:
+def measure(spark, cfg: Config, df, images, raw, rejects, conflicts, leakage, counts: dict[str, int],
+            outliers: dict[str, int], raw_agg, images_agg, aggregates: list[dict]
+            ) -> tuple[dict[str, float], dict[str, str]]:
     """The scorecard's inputs, each an aggregate over the tables (see :mod:`scorecard`); ``images``
-    and ``raw`` without their bytes, ``counts`` the totals :func:`analyze` measured."""
+    and ``raw`` without their bytes; ``counts``, ``outliers`` (rows, ids), ``raw_agg`` (dated,
+    fresh, last, oldest), ``images_agg`` (labels, multi, warned) and the scoped ``aggregates``
+    are what :func:`analyze` measured already."""
     from pyspark.sql import functions as F
 
     n_curated = counts["curated"]
@@ -161,27 +185,22 @@ def measure(spark, cfg: Config, df, images, raw, rejects, conflicts, leakage, ou
     # Every member of a label-conflict component (the non-kept ones are duplicates, never curated).
     m["conflict_images"] = conflicts.select(F.explode("image_ids").alias("image_id")).join(
         images.select("image_id"), "image_id", "left_semi").distinct().count()
-    o = outl.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("image_id").alias("ids")).first()
-    m["outlier_rows"], m["outlier_images"] = o["rows"], o["ids"]
+    m["outlier_rows"], m["outlier_images"] = outliers["rows"], outliers["ids"]
     # completeness: objects that became usable, labelled images; empty label x split cells
     usable = images.filter(F.col("label").isNotNull()).select("image_id")
     m["usable_objects"] = raw.join(usable, "image_id", "left_semi").count()
-    i = images.agg(F.collect_set(F.coalesce("label", F.lit("(none)"))).alias("labels"),
-                   F.sum((F.size("labels") > 1).cast("long")).alias("multi"),
-                   F.sum((F.col("decoder_warnings").isNotNull() & (F.col("decoder_warnings") != "")).cast("long"))
-                   .alias("warned")).first()
-    labels = sorted(i["labels"] or [])
-    splits = [s for s, r in cfg.curate.splits.items() if r > 0]
-    filled = {(r[0], r[1]) for r in df.select(F.coalesce("label", F.lit("(none)")), "split").distinct().collect()}
-    empty = [(lb, sp) for lb in labels for sp in splits if (lb, sp) not in filled]
+    labels = sorted(images_agg["labels"] or [])
+    held = {x["key"] for x in aggregates if x["scope"] == "split"}
+    filled = {x["key"] for x in aggregates if x["scope"] == "label_split"}
+    splits, empty = sc_mod.cells(labels, held, filled, cfg.curate.splits, cfg.curate.source_splits)
     m["cells"], m["empty_cells"] = len(labels) * len(splits), len(empty)
     # consistency
     m["leaking"] = leakage.join(ids, "image_id", "left_semi").count()
-    m["multi_label_images"] = float(i["multi"] or 0)
+    m["multi_label_images"] = float(images_agg["multi"] or 0)
     shape = df.groupBy("width", "height", "channels").count().orderBy(F.desc("count")).first()
     m["modal_shape_share"] = (shape["count"] / n_curated) if shape and n_curated else 0.0
     # reliability
-    m["decoder_warning_images"] = float(i["warned"] or 0)
+    m["decoder_warning_images"] = float(images_agg["warned"] or 0)
     src = raw.select("image_id", s_mod.source_of(F.col("source_uri")).alias("source"))
     rej = rejects.select(s_mod.source_of(F.col("source_uri")).alias("source"), F.lit(1).alias("rej"))
     per_source = (src.select("source", F.lit(0).alias("rej")).unionByName(rej).groupBy("source")
@@ -191,10 +210,7 @@ def measure(spark, cfg: Config, df, images, raw, rejects, conflicts, leakage, ou
     # timeliness
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     window = cfg.analysis.freshness_days
-    cut = now - dt.timedelta(days=window)
-    t = raw.agg(F.count("source_modified_at").alias("dated"),
-                F.sum((F.col("source_modified_at") >= F.lit(cut)).cast("long")).alias("fresh"),
-                F.max("ingested_at").alias("last"), F.min("source_modified_at").alias("oldest")).first()
+    t = raw_agg
     m["dated_objects"], m["fresh_objects"] = float(t["dated"] or 0), float(t["fresh"] or 0)
     last = t["last"]
     m["days_since_last_ingest"] = max(0.0, (now - last).total_seconds() / 86400) if last else float(window)
@@ -213,16 +229,15 @@ def measure(spark, cfg: Config, df, images, raw, rejects, conflicts, leakage, ou
     return {k: float(v) for k, v in m.items()}, details
 
 
-def histograms(df: "DataFrame", bins: int = 40) -> dict[str, list[tuple[float, float]]]:
-    """Per score and size column: (bin left edge, count) pairs, binned in Spark: one job for the
-    ranges, one for every column's bins."""
+def histograms(df: "DataFrame", ranges: dict, bins: int = 40) -> dict[str, list[tuple[float, float]]]:
+    """Per score and size column: (bin left edge, count) pairs, binned in Spark in one job; the
+    ranges are the dataset scope's min and max (``ranges``: ``<col>_min`` / ``<col>_max``)."""
     from pyspark.sql import functions as F
 
     cols = (*s_mod.SCORES, "width", "height", "aspect_ratio", "size_bytes")
-    rng = df.agg(*[F.min(c).alias(f"lo_{c}") for c in cols], *[F.max(c).alias(f"hi_{c}") for c in cols]).first()
     edges = {}
     for c in cols:
-        lo, hi = rng[f"lo_{c}"], rng[f"hi_{c}"]
+        lo, hi = ranges.get(f"{c}_min"), ranges.get(f"{c}_max")
         if lo is not None:
             lo, hi = float(lo), float(hi)
             edges[c] = (lo, (hi - lo) / bins if hi > lo else 1.0, bins if hi > lo else 1)
@@ -243,10 +258,11 @@ def histograms(df: "DataFrame", bins: int = 40) -> dict[str, list[tuple[float, f
 # --- galleries ------------------------------------------------------------------------------------
 
 
-def gallery_rows(spark, cfg: Config, run: Run, df, images, raw, rejects, dups, conflicts,
+def gallery_rows(spark, cfg: Config, run: Run, images, raw, rejects, dups, conflicts, images_m,
                  top_outliers: list[dict]) -> dict[str, list[dict[str, Any]]]:
-    """Up to ``analysis.gallery.per_section`` image ids per section, chosen in Spark; their
-    thumbnails made on the executors; only those rows are collected."""
+    """Up to ``analysis.gallery.per_section`` image ids per section, chosen in Spark (``images_m``:
+    images without bytes) and collected (ids and captions only); then the thumbnails of just those
+    ids, made on the executors (``images`` and ``raw`` with their bytes)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -288,7 +304,7 @@ def gallery_rows(spark, cfg: Config, run: Run, df, images, raw, rejects, dups, c
                   "near_constant": "contrast", "grayscale": "channel_spread", "bright": "brightness"}
     for flag, score in flag_score.items():
         sign = F.desc(score) if flag == "bright" else F.asc(score)
-        f = images.filter(F.array_contains("flags", flag)).orderBy(sign, "image_id").limit(n)
+        f = images_m.filter(F.array_contains("flags", flag)).orderBy(sign, "image_id").limit(n)
         picks.append(f.select(F.lit(f"flag: {flag}").alias("section"), "image_id",
                               F.col("source_uri").alias("source"),
                               F.format_string(f"{score}=%.3g", F.col(score)).alias("caption"),
@@ -296,22 +312,28 @@ def gallery_rows(spark, cfg: Config, run: Run, df, images, raw, rejects, dups, c
     chosen = picks[0]
     for p in picks[1:]:
         chosen = chosen.unionByName(p)
-    chosen = chosen.cache()
+    picked = chosen.collect()
     # bytes: the normalized image when it was decoded; else the source object's content
-    have = chosen.select("image_id").distinct()
-    from_images = images.join(have, "image_id", "left_semi").select("image_id", F.col("image").alias("data"),
-                                                                     F.col("source_uri").alias("src"))
-    from_raw = (raw.join(have, "image_id", "left_semi").join(from_images.select("image_id"), "image_id", "left_anti")
-                .groupBy("image_id").agg(F.min_by("content", "source_uri").alias("data"),
-                                         F.min("source_uri").alias("src")))
-    thumbs = from_images.unionByName(from_raw).mapInPandas(_thumbs(g.thumb_side),
-                                                           "image_id string, src string, png binary")
-    rows = chosen.join(thumbs, "image_id").filter(F.col("png").isNotNull()).collect()
-    chosen.unpersist()
+    want = sorted({r["image_id"] for r in picked})
+    thumbs: dict[str, tuple[str, bytes]] = {}
+    if want:
+        from_images = images.filter(F.col("image_id").isin(want)).select(
+            "image_id", F.col("image").alias("data"), F.col("source_uri").alias("src"))
+        for r in from_images.mapInPandas(_thumbs(g.thumb_side), "image_id string, src string, png binary").collect():
+            thumbs[r["image_id"]] = (r["src"], r["png"])
+        rest = [i for i in want if i not in thumbs]
+        if rest:
+            from_raw = (raw.filter(F.col("image_id").isin(rest)).groupBy("image_id")
+                        .agg(F.min_by("content", "source_uri").alias("data"), F.min("source_uri").alias("src")))
+            for r in from_raw.mapInPandas(_thumbs(g.thumb_side), "image_id string, src string, png binary").collect():
+                thumbs[r["image_id"]] = (r["src"], r["png"])
     out: dict[str, list[dict[str, Any]]] = {}
-    for r in sorted(rows, key=lambda r: (r["section"], r["ord"] if r["ord"] is not None else 0.0, r["image_id"])):
-        out.setdefault(r["section"], []).append({"image_id": r["image_id"], "source": r["source"] or r["src"],
-                                                 "caption": r["caption"] or "", "png": bytes(r["png"])})
+    for r in sorted(picked, key=lambda r: (r["section"], r["ord"] if r["ord"] is not None else 0.0, r["image_id"])):
+        src, png = thumbs.get(r["image_id"], (None, None))
+        if png is None:
+            continue
+        out.setdefault(r["section"], []).append({"image_id": r["image_id"], "source": r["source"] or src,
+                                                 "caption": r["caption"] or "", "png": bytes(png)})
     log(f"[analyze] galleries: {', '.join(f'{k} ({len(v)})' for k, v in out.items()) or 'none'}")
     return out
 

@@ -39,6 +39,21 @@ def _clip(x: float) -> float:
     return max(0.0, min(1.0, x))
 
 
+def cells(labels: list[str], held: set[str], filled: set[str], ratios: Mapping[str, float],
+          source_splits: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """The splits curated is expected to fill, and the (label, split) cells it leaves empty.
+
+    Expected: the splits curated holds, and the configured ratio splits (``curate.splits`` above
+    0) unless every image keeps its source's split (``source_splits: keep``: Fashion-MNIST's
+    train/test has no val to fill). ``filled`` holds the ``label_split`` keys ``<label>/<split>``
+    (a label may contain "/", as Fashion's ``T-shirt/top``; a split does not).
+    """
+    expected = set(held) | ({s for s, r in ratios.items() if r > 0} if source_splits != "keep" else set())
+    splits = sorted(expected)
+    have = {tuple(k.rsplit("/", 1)) for k in filled}
+    return splits, [(lb, sp) for lb in labels for sp in splits if (lb, sp) not in have]
+
+
 def compute(m: Mapping[str, float], details: Mapping[str, str] | None = None) -> list[Dimension]:
     """The scorecard from the measured inputs ``m`` (keys: the names in :data:`FORMULAS`)."""
     details = details or {}

@@ -10,9 +10,8 @@ from ptdm_spark.imaging.cv import cv2
 from ptdm_spark.imaging.decode import Limits, Rejected, decode
 
 
-def rgb01(data: bytes) -> np.ndarray | None:
-    """The image's pixels as float64 RGB in 0..1 (grey images become R = G = B, alpha dropped),
-    as a trainer's ``ToTensor`` after ``convert("RGB")`` sees them; None when it does not decode."""
+def _pixels(data: bytes) -> np.ndarray | None:
+    """The decoded pixels as stored (grey, BGR or BGRA; 8 or 16 bit), or None."""
     if not data:
         return None
     try:
@@ -20,6 +19,15 @@ def rgb01(data: bytes) -> np.ndarray | None:
     except cv2.error:
         return None
     if px is None or px.size == 0:
+        return None
+    return px
+
+
+def rgb01(data: bytes) -> np.ndarray | None:
+    """The image's pixels as float64 RGB in 0..1 (grey images become R = G = B, alpha dropped),
+    as a trainer's ``ToTensor`` after ``convert("RGB")`` sees them; None when it does not decode."""
+    px = _pixels(data)
+    if px is None:
         return None
     scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(px.dtype, 1.0)
     if px.ndim == 2:
@@ -32,12 +40,34 @@ def rgb01(data: bytes) -> np.ndarray | None:
 
 
 def channel_sums(data: bytes) -> tuple[int, np.ndarray, np.ndarray] | None:
-    """(pixels, per-channel sum, per-channel sum of squares) of the normalized RGB values, or None.
+    """(pixels, per-channel sum, per-channel sum of squares) of the RGB values in 0..1 that
+    :func:`rgb01` gives, or None.
 
     Summed over many images these give the exact mean and std of every channel over all pixels
-    (``mean = S / n``, ``std = sqrt(Q / n - mean^2)``), with no sample.
+    (``mean = S / n``, ``std = sqrt(Q / n - mean^2)``), with no sample. Integer pixels are summed
+    as integers (exact) and scaled once, without a float copy of the image: this runs once per
+    curated image in ``ptdm analyze``.
     """
-    px = rgb01(data)
+    px = _pixels(data)
+    if px is None:
+        return None
+    if px.dtype not in (np.uint8, np.uint16):
+        return _float_sums(rgb01(data))
+    scale = 255.0 if px.dtype == np.uint8 else 65535.0
+    flat = px.reshape(px.shape[0] * px.shape[1], -1)
+    if flat.shape[1] > 3:
+        flat = flat[:, :3]  # alpha dropped
+    wide = flat.astype(np.int64)
+    s = wide.sum(axis=0)
+    q = np.einsum("ij,ij->j", wide, wide)
+    if flat.shape[1] == 1:  # grey: R = G = B
+        s, q = np.repeat(s, 3), np.repeat(q, 3)
+    else:
+        s, q = s[::-1], q[::-1]  # BGR -> RGB
+    return flat.shape[0], s / scale, q / (scale * scale)
+
+
+def _float_sums(px: np.ndarray | None) -> tuple[int, np.ndarray, np.ndarray] | None:
     if px is None:
         return None
     flat = px.reshape(-1, 3)

@@ -209,6 +209,14 @@ def test_correlations_are_numpys(spark, cfg, analysed_clean):
     got = table(spark, cfg, dataset, "correlations").filter(
         "method = 'pearson' AND ((a = 'brightness' AND b = 'width') OR (a = 'width' AND b = 'brightness'))").first()
     assert abs(got.value - want) < 1e-9
+    # Spearman: Pearson of the ranks, ties at their average rank (pandas' rank, independent of Spark)
+    import pandas as pd
+
+    ranks = pd.DataFrame(x).rank(method="average").to_numpy()
+    want = np.corrcoef(ranks[:, 0], ranks[:, 1])[0, 1]
+    got = table(spark, cfg, dataset, "correlations").filter(
+        "method = 'spearman' AND ((a = 'brightness' AND b = 'width') OR (a = 'width' AND b = 'brightness'))").first()
+    assert abs(got.value - want) < 1e-9
 
 
 # --- the scorecard ------------------------------------------------------------------------------

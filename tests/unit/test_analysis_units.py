@@ -64,6 +64,19 @@ def test_channel_sums_of_grey_and_colour_images_equal_numpys():
     assert np.allclose(mean, allpx.mean(0), atol=1e-12) and np.allclose(std, allpx.std(0), atol=1e-12)
 
 
+def test_channel_sums_of_16_bit_and_alpha_images_equal_those_of_their_float_pixels():
+    """The integer sums equal the float64 sums of :func:`summary.rgb01` (alpha dropped, 16-bit
+    scaled by 65535), channel by channel in RGB order."""
+    rng = np.random.default_rng(2)
+    for px in (rng.integers(0, 65536, (11, 7, 3), dtype=np.uint16), rng.integers(0, 256, (6, 13, 4), dtype=np.uint8),
+               rng.integers(0, 65536, (8, 8), dtype=np.uint16)):
+        data = encode(px)
+        n, s, q = summary.channel_sums(data)
+        x = summary.rgb01(data).reshape(-1, 3)
+        assert n == px.shape[0] * px.shape[1]
+        assert np.allclose(s, x.sum(0), rtol=1e-12) and np.allclose(q, (x * x).sum(0), rtol=1e-12)
+
+
 def test_thumbnails_are_bounded_and_bad_bytes_give_none():
     big = np.zeros((300, 200, 3), np.uint8)
     from ptdm_spark.imaging.cv import cv2
@@ -75,3 +88,17 @@ def test_thumbnails_are_bounded_and_bad_bytes_give_none():
     assert tiny.shape[:2] == (84, 84)  # scaled up by whole pixels
     assert summary.thumbnail(b"not an image", 96) is None and summary.thumbnail(b"", 96) is None
     assert summary.channel_sums(b"junk") is None
+
+
+def test_expected_cells_follow_the_splits_curated_is_asked_to_fill():
+    ratios = {"train": 0.8, "val": 0.1, "test": 0.1}
+    labels = ["T-shirt/top", "Bag"]
+    filled = {"T-shirt/top/train", "T-shirt/top/test", "Bag/train", "Bag/test"}
+    # kept source splits (Fashion-MNIST's train/test): no val to fill, nothing empty
+    assert scorecard.cells(labels, {"train", "test"}, filled, ratios, "keep") == (["test", "train"], [])
+    # split by ratio: val is expected, and empty for both labels ("T-shirt/top" split at its last "/")
+    splits, empty = scorecard.cells(labels, {"train", "test"}, filled, ratios, "ignore")
+    assert splits == ["test", "train", "val"] and empty == [("T-shirt/top", "val"), ("Bag", "val")]
+    # a held split the ratios do not name still counts; a ratio of 0 is not expected
+    splits, empty = scorecard.cells(["a"], {"train", "extra"}, {"a/train"}, {"train": 1.0, "val": 0.0}, "ignore")
+    assert splits == ["extra", "train"] and empty == [("a", "extra")]
