@@ -102,3 +102,12 @@ def test_expected_cells_follow_the_splits_curated_is_asked_to_fill():
     # a held split the ratios do not name still counts; a ratio of 0 is not expected
     splits, empty = scorecard.cells(["a"], {"train", "extra"}, {"a/train"}, {"train": 1.0, "val": 0.0}, "ignore")
     assert splits == ["extra", "train"] and empty == [("a", "extra")]
+
+
+def test_a_constant_column_is_drawn_as_one_value_not_a_made_up_range():
+    from ptdm_spark.analysis.report import plots
+
+    ax = plots.histogram("width", [(28.0, 70000.0)], [("min_side", 8.0)]).axes[0]
+    assert ax.get_title() == "width: all 70,000 = 28"
+    lo, hi = ax.get_xlim()
+    assert lo < 28 < hi and hi - lo < 30 and [t.get_text() for t in ax.get_xticklabels()] == ["28"]

@@ -65,7 +65,19 @@ def histogram(name: str, bins: Sequence[tuple[float, float]], thresholds: Sequen
     """A histogram from (left edge, count) bins, with the configured thresholds drawn."""
     fig = Figure(figsize=(4.2, 2.8))
     ax = fig.subplots()
-    if bins:
+    if len(bins) == 1:  # every value the same (Fashion-MNIST's 28 px): say so, no made-up range
+        value, count = bins[0]
+        span = max(1.0, abs(value) * 0.1)
+        near = [(tname, t) for tname, t in thresholds if abs(t - value) <= 10 * span]
+        ax.bar([value], [count], width=0.3 * span, color=ACCENT)
+        ax.set_xticks([value], [f"{value:g}"])
+        ax.set_xlim(min([value - span, *(t - 0.2 * span for _, t in near)]),
+                    max([value + span, *(t + 0.2 * span for _, t in near)]))
+        for tname, t in near:
+            ax.axvline(t, color=WARN, linestyle="--", linewidth=1.2)
+            ax.text(t, ax.get_ylim()[1] * 0.92, f" {tname}={t:g}", color=WARN, fontsize=7)
+        name = f"{name}: all {int(count):,} = {value:g}"
+    elif bins:
         edges = [b for b, _ in bins]
         width = (edges[1] - edges[0]) if len(edges) > 1 else 1.0
         ax.bar(edges, [c for _, c in bins], width=width, align="edge", color=ACCENT)
