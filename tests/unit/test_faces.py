@@ -116,6 +116,33 @@ def test_min_score_above_the_best_face_finds_none():
     assert face.score < 1.0 and faces.detect(skdata.astronaut(), min_score=1.0) == []
 
 
+def test_process_image_blurs_the_stored_pixels_and_keeps_the_scores(params):
+    """process_image with process.privacy: faces counted, the stored image blurred inside the face
+    box only, pixel_sha256 of the stored pixels; scores and hashes as without blurring."""
+    from ptdm_spark.imaging import normalize
+    from ptdm_spark.imaging.pipeline import FaceParams, process_image
+
+    rgb = skdata.astronaut()
+    data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+    plain = process_image(data, params)
+    on = dataclasses.replace(params, privacy=FaceParams(min_score=0.9, min_size=20, method="gaussian",
+                                                         strength=0.5, margin=0.2))
+    blurred = process_image(data, on)
+    assert plain["faces"] is None and blurred["faces"] == 1 and blurred["reason"] is None
+    for key in ("phash", "dhash", "colour_thumb", "blur", "brightness", "contrast", "entropy"):
+        assert blurred[key] == plain[key], key
+    stored = cv2.cvtColor(cv2.imdecode(np.frombuffer(blurred["image"], np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(cv2.cvtColor(cv2.imdecode(np.frombuffer(plain["image"], np.uint8), cv2.IMREAD_COLOR),
+                                       cv2.COLOR_BGR2RGB), rgb)
+    (face,) = faces.detect(rgb)
+    inner = (slice(face.y, face.y + face.h), slice(face.x, face.x + face.w))
+    assert _sharpness(stored[inner]) < _sharpness(rgb[inner]) / 20
+    assert np.array_equal(stored[300:], rgb[300:])  # below the face box
+    assert blurred["pixel_sha256"] == normalize.pixel_sha256(stored) != plain["pixel_sha256"]
+    nothing = process_image(cv2.imencode(".png", skdata.coffee())[1].tobytes(), on)
+    assert nothing["faces"] == 0
+
+
 def test_model_dir_holds_the_three_networks():
     folder = faces.model_dir()
     assert sorted(p.name for p in folder.glob("*.onnx")) == ["onet.onnx", "pnet.onnx", "rnet.onnx"]
