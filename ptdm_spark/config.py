@@ -162,6 +162,7 @@ class PrivacyConfig:
     blur_faces: bool
     min_score: float
     min_size: int
+    max_side: int
     method: str
     strength: float
     margin: float
@@ -171,6 +172,8 @@ class PrivacyConfig:
             raise ConfigError(f"process.privacy.min_score: must be above 0 and at most 1 (got {self.min_score:g})")
         if self.min_size < 12:
             raise ConfigError(f"process.privacy.min_size: must be at least 12 pixels (got {self.min_size})")
+        if self.max_side < self.min_size:
+            raise ConfigError(f"process.privacy.max_side: must be at least min_size ({self.min_size}), got {self.max_side}")
         if self.method not in BLUR_METHODS:
             raise ConfigError(f"process.privacy.method: {self.method!r} is not one of {', '.join(BLUR_METHODS)}")
         if not 0 < self.strength <= 1:

@@ -24,6 +24,7 @@ class FaceParams:
 
     min_score: float
     min_size: int
+    max_side: int
     method: str
     strength: float
     margin: float
@@ -44,7 +45,7 @@ class Params:
     @classmethod
     def from_config(cls, cfg: ProcessConfig) -> "Params":
         n, p = cfg.normalize, cfg.privacy
-        privacy = FaceParams(p.min_score, p.min_size, p.method, p.strength, p.margin) if p.blur_faces else None
+        privacy = FaceParams(p.min_score, p.min_size, p.max_side, p.method, p.strength, p.margin) if p.blur_faces else None
         return cls(Limits(cfg.max_pixels, cfg.max_side, cfg.min_side), n.format, n.quality,
                    n.size_policy, n.size, tuple(n.background), privacy)
 
@@ -83,7 +84,7 @@ def process_image(data: bytes | None, params: Params) -> dict[str, Any]:
         out.update(phash=quality.phash(grey), dhash=quality.dhash(grey), colour_thumb=quality.colour_thumb(rgb))
         if params.privacy is not None:  # after the scores and hashes (the image as decoded), before the pixels are stored
             p = params.privacy
-            found = faces.detect(rgb, p.min_score, p.min_size)
+            found = faces.detect(rgb, p.min_score, p.min_size, p.max_side)
             rgb = faces.blur(rgb, found, p.method, p.strength, p.margin) if found else rgb
             out.update(faces=len(found))
         final = normalize.apply_size_policy(rgb, params.size_policy, params.size, params.background)

@@ -52,6 +52,7 @@ def test_frozen():
         ("process.privacy.method=smudge", "process.privacy.method: 'smudge' is not one of gaussian, pixelate, fill"),
         ("process.privacy.min_score=0", "process.privacy.min_score: must be above 0 and at most 1"),
         ("process.privacy.min_size=5", "process.privacy.min_size: must be at least 12 pixels"),
+        ("process.privacy.max_side=16", "process.privacy.max_side: must be at least min_size"),
         ("process.privacy.strength=2", "process.privacy.strength: must be above 0 and at most 1"),
         ("process.privacy.margin=-0.1", "process.privacy.margin: must be between 0 and 1"),
         ("process.privacy.blur_faces=maybe", "process.privacy.blur_faces"),

@@ -111,6 +111,12 @@ def test_a_large_photo_is_searched_shrunk_and_boxes_come_back_in_its_pixels():
     assert all(_contains(face, (4 * x, 4 * y)) for x, y in ASTRONAUT_LANDMARKS), face
 
 
+def test_a_smaller_search_finds_the_face_at_the_same_place():
+    big = cv2.resize(skdata.astronaut(), (2048, 2048), interpolation=cv2.INTER_LINEAR)
+    (face,) = faces.detect(big, max_side=400)
+    assert all(_contains(face, (4 * x, 4 * y)) for x, y in ASTRONAUT_LANDMARKS), face
+
+
 def test_min_score_above_the_best_face_finds_none():
     (face,) = faces.detect(skdata.astronaut())
     assert face.score < 1.0 and faces.detect(skdata.astronaut(), min_score=1.0) == []
@@ -125,8 +131,8 @@ def test_process_image_blurs_the_stored_pixels_and_keeps_the_scores(params):
     rgb = skdata.astronaut()
     data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
     plain = process_image(data, params)
-    on = dataclasses.replace(params, privacy=FaceParams(min_score=0.9, min_size=20, method="gaussian",
-                                                         strength=0.5, margin=0.2))
+    on = dataclasses.replace(params, privacy=FaceParams(min_score=0.9, min_size=20, max_side=1024,
+                                                         method="gaussian", strength=0.5, margin=0.2))
     blurred = process_image(data, on)
     assert plain["faces"] is None and blurred["faces"] == 1 and blurred["reason"] is None
     for key in ("phash", "dhash", "colour_thumb", "blur", "brightness", "contrast", "entropy"):
