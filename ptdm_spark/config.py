@@ -152,6 +152,36 @@ class QualityConfig:
             raise ConfigError(f"process.quality.entropy_min: must be at most 8 bits (got {self.entropy_min:g})")
 
 
+BLUR_METHODS = ("gaussian", "pixelate", "fill")
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """``process.privacy``: face detection and blurring (off by default)."""
+
+    blur_faces: bool
+    min_score: float
+    min_size: int
+    max_side: int
+    method: str
+    strength: float
+    margin: float
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_score <= 1:
+            raise ConfigError(f"process.privacy.min_score: must be above 0 and at most 1 (got {self.min_score:g})")
+        if self.min_size < 12:
+            raise ConfigError(f"process.privacy.min_size: must be at least 12 pixels (got {self.min_size})")
+        if self.max_side < self.min_size:
+            raise ConfigError(f"process.privacy.max_side: must be at least min_size ({self.min_size}), got {self.max_side}")
+        if self.method not in BLUR_METHODS:
+            raise ConfigError(f"process.privacy.method: {self.method!r} is not one of {', '.join(BLUR_METHODS)}")
+        if not 0 < self.strength <= 1:
+            raise ConfigError(f"process.privacy.strength: must be above 0 and at most 1 (got {self.strength:g})")
+        if not 0 <= self.margin <= 1:
+            raise ConfigError(f"process.privacy.margin: must be between 0 and 1 (got {self.margin:g})")
+
+
 @dataclass(frozen=True)
 class ProcessConfig:
     max_pixels: int
@@ -161,6 +191,7 @@ class ProcessConfig:
     max_records_per_batch: int
     normalize: NormalizeConfig
     quality: QualityConfig
+    privacy: PrivacyConfig
 
     def __post_init__(self) -> None:
         if self.max_pixels < 1 or self.max_side < 1 or self.min_side < 1:
@@ -183,6 +214,7 @@ QUALITY_FLAGS = (
     "extreme_aspect",
     "near_constant",
     "grayscale",
+    "has_faces",  # process.privacy.blur_faces found (and blurred) at least one face
 )
 
 

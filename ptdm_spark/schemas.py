@@ -122,6 +122,7 @@ PROCESSED = _s(
     ("image", BinaryType(), True),
     ("encoding", StringType(), True),
     ("decoder_warnings", StringType(), True),
+    ("faces", IntegerType(), True),  # faces found (process.privacy.blur_faces); None when not searched
 )
 
 # process_image's record plus the image metadata that travels with it through the UDF.
@@ -165,6 +166,9 @@ IMAGES = _s(
     ("image", BinaryType(), False),
     ("encoding", StringType(), False),
     ("decoder_warnings", StringType(), True),  # what the decoder warned about an accepted image
+    # Faces found and blurred (process.privacy.blur_faces); NULL when the image was not searched
+    # (blurring off, or a table written before the column existed).
+    ("faces", IntegerType(), True),
     ("run_id", StringType(), False),
     ("processed_at", TimestampType(), False),
 )

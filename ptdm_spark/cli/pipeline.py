@@ -23,7 +23,9 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> dict[str, Callable[
     base.dataset_arg(p)
     p = add("process", "decode, validate, score and normalize into images (silver)",
             "Decode every new raw image, validate it (rejects get a reason code), compute quality "
-            "scores and perceptual hashes, normalize to 8-bit RGB and re-encode into <dataset>/images.")
+            "scores and perceptual hashes, normalize to 8-bit RGB and re-encode into <dataset>/images. "
+            "With --set process.privacy.blur_faces=true, faces are detected (MTCNN, CPU) and blurred in "
+            "the stored pixels; images.faces counts them and the flag has_faces marks the images.")
     base.dataset_arg(p)
     p = add("dedupe", "find duplicate images",
             "Group images with identical normalized pixels (method pixel) and near duplicates "
@@ -38,7 +40,8 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> dict[str, Callable[
             "train/val/test split into <dataset>/curated.")
     base.dataset_arg(p)
     p = add("run", "all stages in order: ingest, process, dedupe, curate",
-            "Run ingest, process, dedupe and curate on SOURCE... and print the accounting.")
+            "Run ingest, process, dedupe and curate on SOURCE... and print the accounting "
+            "(process.privacy.blur_faces=true: faces blurred, see ptdm process --help).")
     base.sources_arg(p)
     base.dataset_arg(p)
 
@@ -65,6 +68,8 @@ def _cmd_stage(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
         _precheck_sources(args.sources)
         if args.labels and args.labels not in ("dirname", "none"):
             sources.check_manifest_file(args.labels)
+    if command in ("process", "run") and cfg.process.privacy.blur_faces:
+        _precheck_faces()
     spark = base.session(cfg)
     if command in ("process", "dedupe", "curate") and not delta.is_delta_table(
             spark, cfg.lakehouse.table_path(dataset, "raw_images")):
@@ -82,6 +87,17 @@ def _cmd_stage(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
     if command == "run":
         report.accounting(spark, cfg, dataset)
     return 0
+
+
+def _precheck_faces() -> None:
+    """process.privacy.blur_faces needs the detector's model files: say so before Spark starts."""
+    from ptdm_spark.errors import UsageError
+    from ptdm_spark.imaging import faces
+
+    try:
+        faces.model_dir()
+    except faces.ModelUnavailable as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _precheck_sources(srcs: list[str]) -> None:

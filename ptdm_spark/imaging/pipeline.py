@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ptdm_spark.config import ProcessConfig
-from ptdm_spark.imaging import normalize, quality, reasons
+from ptdm_spark.imaging import faces, normalize, quality, reasons
 from ptdm_spark.imaging.cv import DecoderMessages, cv2
 from ptdm_spark.imaging.decode import Limits, Rejected, decode
 
@@ -14,8 +14,20 @@ from ptdm_spark.imaging.decode import Limits, Rejected, decode
 FIELDS = (
     "reason", "detail", "format", "width", "height", "channels", "bit_depth", "orientation",
     "out_width", "out_height", "pixel_sha256", "phash", "dhash", "colour_thumb", "blur", "brightness", "contrast",
-    "entropy", "aspect_ratio", "channel_spread", "image", "encoding", "decoder_warnings",
+    "entropy", "aspect_ratio", "channel_spread", "image", "encoding", "decoder_warnings", "faces",
 )
+
+
+@dataclass(frozen=True)
+class FaceParams:
+    """``process.privacy`` when ``blur_faces`` is on: how faces are found and blurred."""
+
+    min_score: float
+    min_size: int
+    max_side: int
+    method: str
+    strength: float
+    margin: float
 
 
 @dataclass(frozen=True)
@@ -28,12 +40,14 @@ class Params:
     size_policy: str
     size: int
     background: tuple[int, int, int]
+    privacy: FaceParams | None = None  # None: no face detection (images.faces is NULL)
 
     @classmethod
     def from_config(cls, cfg: ProcessConfig) -> "Params":
-        n = cfg.normalize
+        n, p = cfg.normalize, cfg.privacy
+        privacy = FaceParams(p.min_score, p.min_size, p.max_side, p.method, p.strength, p.margin) if p.blur_faces else None
         return cls(Limits(cfg.max_pixels, cfg.max_side, cfg.min_side), n.format, n.quality,
-                   n.size_policy, n.size, tuple(n.background))
+                   n.size_policy, n.size, tuple(n.background), privacy)
 
 
 # Native decoders' messages (fd 2) for the image being decoded; one per Python worker.
@@ -46,6 +60,13 @@ def _empty() -> dict[str, Any]:
 
 def process_image(data: bytes | None, params: Params) -> dict[str, Any]:
     """Decode, validate, score, hash, normalize and encode one image.
+
+    With ``params.privacy``, faces are found on the decoded 8-bit RGB pixels and blurred before
+    the size policy and encoding: ``image`` and ``pixel_sha256`` are of the blurred pixels, the
+    scores and hashes of the image as decoded (blurring a face does not move its pHash much, and a
+    rerun with blurring off finds the same near duplicates), ``faces`` is how many were found.
+    An image the detector fails on (an OpenCV error) is rejected like any image OpenCV cannot
+    process, never stored unblurred.
 
     Returns a dict with the keys of :data:`FIELDS`. On failure ``reason`` holds a reason code and
     ``detail`` a readable explanation, and the pixel fields are None. Never raises for bad data.
@@ -63,6 +84,11 @@ def process_image(data: bytes | None, params: Params) -> dict[str, Any]:
         _, grey = quality.working_grey(rgb)
         out.update(quality.scores(rgb))
         out.update(phash=quality.phash(grey), dhash=quality.dhash(grey), colour_thumb=quality.colour_thumb(rgb))
+        if params.privacy is not None:  # after the scores and hashes (the image as decoded), before the pixels are stored
+            p = params.privacy
+            found = faces.detect(rgb, p.min_score, p.min_size, p.max_side)
+            rgb = faces.blur(rgb, found, p.method, p.strength, p.margin) if found else rgb
+            out.update(faces=len(found))
         final = normalize.apply_size_policy(rgb, params.size_policy, params.size, params.background)
         encoded = normalize.encode(final, params.out_format, params.quality)
     except (cv2.error, ValueError, RuntimeError) as exc:  # pixels OpenCV decoded but cannot process

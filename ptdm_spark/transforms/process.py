@@ -46,6 +46,8 @@ def with_flags(df: DataFrame, q: QualityConfig) -> DataFrame:
         ("extreme_aspect", longest > q.aspect_max),
         ("near_constant", F.col("contrast") < q.near_constant_max),
         ("grayscale", (F.col("channels") >= 3) & (F.col("channel_spread") < q.grayscale_tolerance)),
+        # faces is NULL where nobody looked (blurring off, or images older than the column).
+        ("has_faces", F.col("faces") > 0 if "faces" in df.columns else F.lit(False)),
     ]
     flags = F.array(*[F.when(cond, F.lit(name)) for name, cond in rules])
     return df.withColumn("flags", F.filter(flags, lambda x: x.isNotNull()))

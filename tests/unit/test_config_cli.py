@@ -49,6 +49,14 @@ def test_frozen():
         ("process.quality.dark_max=2", "process.quality.dark_max: must be between 0 and 1"),
         ("ingest.extensions=[.jpg]", "ingest.extensions: '.jpg' is not an extension"),
         ("spark.progress=maybe", "spark.progress: .maybe. is not one of ptdm, spark, off"),
+        ("process.privacy.method=smudge", "process.privacy.method: 'smudge' is not one of gaussian, pixelate, fill"),
+        ("process.privacy.min_score=0", "process.privacy.min_score: must be above 0 and at most 1"),
+        ("process.privacy.min_size=5", "process.privacy.min_size: must be at least 12 pixels"),
+        ("process.privacy.max_side=16", "process.privacy.max_side: must be at least min_size"),
+        ("process.privacy.strength=2", "process.privacy.strength: must be above 0 and at most 1"),
+        ("process.privacy.margin=-0.1", "process.privacy.margin: must be between 0 and 1"),
+        ("process.privacy.blur_faces=maybe", "process.privacy.blur_faces"),
+        ("curate.exclude_flags=[has_face]", "curate.exclude_flags: unknown flag 'has_face'"),
     ],
 )
 def test_bad_values_name_the_key(override, message):
@@ -89,3 +97,11 @@ def test_help_everywhere():
         proc = run_cli(*cmd, "--help", timeout=60)
         assert proc.returncode == 0 and "usage: ptdm" in proc.stdout
     assert "--labels" in run_cli("ingest", "--help").stdout
+    assert "process.privacy.blur_faces" in run_cli("process", "--help").stdout
+
+
+def test_privacy_defaults_and_flag():
+    cfg = load_config(overrides=["process.privacy.blur_faces=true", "curate.exclude_flags=[has_faces]"])
+    assert cfg.process.privacy.blur_faces is True and cfg.curate.exclude_flags == ("has_faces",)
+    base = load_config().process.privacy
+    assert (base.blur_faces, base.method) == (False, "gaussian")
