@@ -186,8 +186,8 @@ def crypto_error(exc: BaseException) -> str | None:
                 "set security.encryption.mode=parquet and security.encryption.key_file=PATH")
     if "ClassNotFoundException" in text and "ptdm.crypto" in text:
         return f"the encryption classes are not on Spark's classpath: run scripts/setup.sh or ptdm setup ({JAR_NAME})"
-    denied = re.search(r"KeyAccessDeniedException: ([^\n]+)", text)
-    reason = denied.group(1).strip() if denied else next(
+    denied = re.findall(r"KeyAccessDeniedException: ([^\n]+)", text)  # the innermost cause says why
+    reason = denied[-1].strip() if denied else next(
         (line.strip() for line in text.splitlines() if "ParquetCryptoRuntimeException" in line), "decryption failed")
     return f"cannot decrypt a table{where}: {reason}"
 
@@ -252,3 +252,41 @@ def open_parquet(source: Any, keys: Mapping[str, bytes] | None) -> Any:
     if keys is None:
         return pq.ParquetFile(source)
     return pq.ParquetFile(source, decryption_properties=decryption_properties(keys))
+
+
+def read_delta(uri: str, keys: Mapping[str, bytes] | None, *, version: int | None = None,
+               storage_options: dict[str, str] | None = None) -> Any:
+    """A Delta table as one pyarrow Table, read with deltalake (the log) and pyarrow (the files,
+    decrypted with ``keys`` when given): deltalake alone cannot open encrypted files."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    t = DeltaTable(uri, version=version, storage_options=storage_options)
+    if keys is None:
+        return t.to_pyarrow_table()
+    ds = t.to_pyarrow_dataset()
+    parts = [open_parquet(ds.filesystem.open_input_file(f), keys).read() for f in ds.files]
+    if not parts:
+        return ds.to_table()
+    return pa.concat_tables(parts, promote_options="default").select(ds.schema.names)
+
+
+def is_encrypted(f: Any) -> bool:
+    """True for a Parquet file whose footer is encrypted (it ends with ``PARE``, not ``PAR1``);
+    ``f`` is a seekable binary file."""
+    f.seek(-4, os.SEEK_END)
+    return f.read(4) == b"PARE"
+
+
+def plain_copy(source: Any, dest: Path, keys: Mapping[str, bytes]) -> int:
+    """Write the rows of the encrypted Parquet file ``source`` to ``dest`` as plain Parquet (the
+    schema and its metadata kept); returns the new file's size."""
+    import pyarrow.parquet as pq
+
+    pf = open_parquet(source, keys)
+    part = dest.with_name(dest.name + ".part")
+    with pq.ParquetWriter(part, pf.schema_arrow) as w:
+        for g in range(pf.metadata.num_row_groups):
+            w.write_table(pf.read_row_group(g))
+    part.replace(dest)
+    return dest.stat().st_size

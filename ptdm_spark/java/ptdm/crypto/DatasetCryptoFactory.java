@@ -22,8 +22,8 @@ import org.apache.parquet.schema.MessageType;
  * <ul>
  *   <li>a data file holding any of the image columns ({@code ptdm.encryption.columns}, default
  *       {@code content,image}): those columns under {@code ptdm.encryption.column.key}, the
- *       footer (and so the schema, statistics and every other column's metadata) under
- *       {@code ptdm.encryption.footer.key};</li>
+ *       footer (schema, statistics) and every other column under
+ *       {@code ptdm.encryption.footer.key} (complete column encryption);</li>
  *   <li>any other data file: every column and the footer under the footer key (uniform);</li>
  *   <li>files under {@code _delta_log/} (Delta checkpoints): plaintext, so that Delta readers
  *       without a JVM (deltalake) still find the table's files. They hold file names, sizes and
@@ -71,6 +71,8 @@ public class DatasetCryptoFactory implements org.apache.parquet.crypto.Encryptio
     } else {
       fileConf.set(PropertiesDrivenCryptoFactory.FOOTER_KEY_PROPERTY_NAME, footerKey);
       fileConf.set(PropertiesDrivenCryptoFactory.COLUMN_KEYS_PROPERTY_NAME, columnKey + ":" + String.join(",", present));
+      // and every other column under the footer key: no page of the file is plaintext
+      fileConf.setBoolean(PropertiesDrivenCryptoFactory.COMPLETE_COLUMN_ENCRYPTION_PROPERTY_NAME, true);
     }
     return delegate.getFileEncryptionProperties(fileConf, tempFilePath, fileWriteContext);
   }
