@@ -192,6 +192,21 @@ def crypto_jar() -> Path | None:
     return jar if jar.is_file() else None
 
 
+def _crypto_digest() -> str:
+    import hashlib
+
+    digest = hashlib.sha256(md.version("pyspark").encode())
+    for src in java_sources():
+        digest.update(src.name.encode() + src.read_bytes())
+    return digest.hexdigest()
+
+
+def crypto_up_to_date(dest: Path) -> bool:
+    """True when ``dest/ptdm-crypto.jar`` was built from the current sources for this pyspark."""
+    stamp = dest / CRYPTO_STAMP
+    return (dest / CRYPTO_JAR).is_file() and stamp.is_file() and stamp.read_text().strip() == _crypto_digest()
+
+
 def build_crypto(dest: Path, *, log=print) -> Path:
     """Compile ``ptdm_spark/java`` against pyspark's own jars (Parquet, Hadoop) into
     ``dest/ptdm-crypto.jar``: the KMS client and crypto factory of ``security.encryption``.
@@ -200,16 +215,12 @@ def build_crypto(dest: Path, *, log=print) -> Path:
     Raises:
         UsageError: no ``javac`` (a JDK is needed, not only a JRE), or it failed.
     """
-    import hashlib
     import zipfile
 
     sources = java_sources()
-    digest = hashlib.sha256(md.version("pyspark").encode())
-    for src in sources:
-        digest.update(src.name.encode() + src.read_bytes())
-    want = digest.hexdigest()
+    want = _crypto_digest()
     jar, stamp = dest / CRYPTO_JAR, dest / CRYPTO_STAMP
-    if jar.is_file() and stamp.is_file() and stamp.read_text().strip() == want:
+    if crypto_up_to_date(dest):
         log(f"setup: {CRYPTO_JAR} up to date in {dest}")
         return jar
     javac = shutil.which("javac")

@@ -182,9 +182,11 @@ def _cmd_setup(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
 
     if not args.dir:
         found, have = jars.find()
-        if have:
-            print(f"setup: Delta jars for {jars.coordinate()} found in {found}")
-            jars.build_crypto(found)  # the encryption classes beside them (a no-op when up to date)
+        if have and jars.crypto_up_to_date(found):
+            print(f"setup: Delta jars for {jars.coordinate()} and {jars.CRYPTO_JAR} found in {found}; nothing to do")
+            return 0
+        if have:  # the encryption classes (security.encryption) beside them
+            jars.build_crypto(found)
             return 0
     dest = Path(args.dir).expanduser() if args.dir else jars.cache_dir()
     jars.fetch(dest)
