@@ -56,6 +56,9 @@ def test_encrypted_run_unreadable_without_keys_same_rows_with_them(tmp_path, spa
     dataset = "crypt"
     root = Path(cfg.lakehouse.root).expanduser().resolve() / dataset
     off = cfg.security.encryption
+    # A Delta checkpoint every 2 commits (tables created by this run), so that there are some to look at.
+    interval = "spark.databricks.delta.properties.defaults.checkpointInterval"
+    spark.conf.set(interval, "2")
     try:
         status, out = ptdm("run", str(src), "--dataset", dataset, *on)
         assert status == 0, out
@@ -71,9 +74,11 @@ def test_encrypted_run_unreadable_without_keys_same_rows_with_them(tmp_path, spa
                 blob = f.read_bytes()
                 assert blob.endswith(b"PARE"), f"{f}: not an encrypted-footer Parquet file"
                 assert PNG not in blob and not any(d[16:48] in blob for d in written.values())
-        checkpoints = [p for p in (root / "runs" / "_delta_log").glob("*.checkpoint.parquet")]
+        checkpoints = sorted(root.glob("*/_delta_log/*.checkpoint.parquet"))
+        assert "runs" in {c.parent.parent.name for c in checkpoints}
         for c in checkpoints:  # Delta checkpoints stay plaintext (no image bytes; deltalake reads them)
-            pq.ParquetFile(c)
+            blob = c.read_bytes()
+            assert pq.ParquetFile(c).metadata.num_rows > 0 and PNG not in blob
 
         # With the keys, the same session reads the images the test wrote.
         raw = spark.read.format("delta").load(str(root / "raw_images")).select("image_id", "content").collect()
@@ -126,6 +131,7 @@ def test_encrypted_run_unreadable_without_keys_same_rows_with_them(tmp_path, spa
         assert "does not open this file's keys" in (encryption.crypto_error(err.value) or "")
     finally:
         encryption.apply(spark, off)  # the shared session encrypts nothing for the other tests
+        spark.conf.unset(interval)
 
     # Without keys: Spark cannot read the image bytes, and ptdm says so in one line.
     with pytest.raises(Exception) as err:
