@@ -290,3 +290,45 @@ def plain_copy(source: Any, dest: Path, keys: Mapping[str, bytes]) -> int:
             w.write_table(pf.read_row_group(g))
     part.replace(dest)
     return dest.stat().st_size
+
+
+def check_table_readable(spark: "SparkSession | None", enc: EncryptionConfig, table_path: str) -> None:
+    """Stop with one line, before any Spark job, when encryption is off but the table's data
+    files are encrypted (one file's Parquet tail is looked at: ``PARE``). Local tables are read
+    directly (``spark`` may be None); others through the session's Hadoop filesystem.
+
+    Raises:
+        UsageError: the table is encrypted and this command has no key for it.
+    """
+    if enc.enabled:
+        return
+    encrypted = False
+    local = table_path.removeprefix("file://").removeprefix("file:") if "://" not in table_path or \
+        table_path.startswith("file:") else None
+    if local is not None:
+        try:
+            first = next((e.path for e in os.scandir(local) if e.name.endswith(".parquet") and e.is_file()), None)
+        except OSError:
+            return
+        if first is None:
+            return
+        with open(first, "rb") as f:
+            encrypted = is_encrypted(f)
+    elif spark is not None:
+        from ptdm_spark.io import sources
+
+        fs, path = sources.hadoop_fs(spark, table_path)
+        if not fs.exists(path):
+            return
+        first = next((st for st in fs.listStatus(path) if st.getPath().getName().endswith(".parquet")), None)
+        if first is None or first.getLen() < 4:
+            return
+        stream = fs.open(first.getPath())
+        try:
+            stream.seek(first.getLen() - 4)
+            encrypted = bytes(stream.read() for _ in range(4)) == b"PARE"
+        finally:
+            stream.close()
+    if encrypted:
+        raise UsageError(f"{table_path} is encrypted (Parquet modular encryption) and this command has no key for it: "
+                         "set security.encryption.mode=parquet and security.encryption.key_file=PATH")

@@ -174,3 +174,36 @@ def test_pyarrow_round_trip_with_the_python_kms(tmp_path):
 ])
 def test_crypto_errors_become_one_line(text, expected):
     assert encryption.crypto_error(RuntimeError(text)) == expected
+
+
+def test_a_command_without_the_key_stops_before_spark_reads_an_encrypted_table(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import pyarrow.parquet.encryption as pe
+
+    keys = {"footer": os.urandom(32)}
+
+    class Kms(pe.KmsClient):
+        def __init__(self, _):
+            super().__init__()
+
+        def wrap_key(self, key, name):
+            return encryption.wrap_key(keys[name], name, key)
+
+        def unwrap_key(self, wrapped, name):
+            return encryption.unwrap_key(keys[name], name, wrapped)
+
+    table = tmp_path / "raw_images"
+    table.mkdir()
+    data = pa.table({"image_id": ["a"]})
+    pq.write_table(data, table / "part-0.parquet")
+    off = cfg_with(tmp_path).security.encryption
+    encryption.check_table_readable(None, off, table.as_uri())  # plaintext: fine
+    props = pe.CryptoFactory(Kms).file_encryption_properties(
+        pe.KmsConnectionConfig(), pe.EncryptionConfiguration(footer_key="footer", uniform_encryption=True))
+    (table / "part-0.parquet").unlink()
+    with pq.ParquetWriter(table / "part-1.parquet", data.schema, encryption_properties=props) as w:
+        w.write_table(data)
+    with pytest.raises(UsageError, match=r"raw_images is encrypted \(Parquet modular encryption\) and this command has no key"):
+        encryption.check_table_readable(None, off, table.as_uri())
+    encryption.check_table_readable(None, off, str(tmp_path / "missing"))  # no table yet: nothing to say
