@@ -447,6 +447,44 @@ class ShareConfig:
             raise ConfigError(f"share.endpoint: {self.endpoint!r} is not an http:// or https:// URL")
 
 
+ENCRYPTION_MODES = ("none", "parquet")
+
+
+@dataclass(frozen=True)
+class EncryptionConfig:
+    """``security.encryption``: Parquet modular encryption of every dataset table (see
+    :mod:`ptdm_spark.protect.encryption`). Only the shape is checked here; the key file itself is
+    read and checked before a session starts (:func:`ptdm_spark.protect.encryption.check`)."""
+
+    mode: str
+    key_file: str
+    footer_key: str
+    column_key: str
+    columns: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.mode not in ENCRYPTION_MODES:
+            raise ConfigError(f"security.encryption.mode: {self.mode!r} is not one of {', '.join(ENCRYPTION_MODES)}")
+        if self.mode == "parquet" and not self.key_file.strip():
+            raise ConfigError("security.encryption.key_file: must name a key file when mode is parquet")
+        for name in ("footer_key", "column_key"):
+            value = getattr(self, name)
+            if not value or any(c in value for c in ":;, \t"):
+                raise ConfigError(f"security.encryption.{name}: {value!r} is not a key name "
+                                  "(letters, digits, - and _; a name of the key file)")
+        if self.mode == "parquet" and not self.columns:
+            raise ConfigError("security.encryption.columns: name at least one column (the image bytes: content, image)")
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode == "parquet"
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    encryption: EncryptionConfig
+
+
 @dataclass(frozen=True)
 class Config:
     lakehouse: LakehouseConfig
@@ -464,6 +502,7 @@ class Config:
     labels: LabelsConfig
     augment: AugmentConfig
     share: ShareConfig
+    security: SecurityConfig
     profile: str = "local"
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 

@@ -149,7 +149,8 @@ def fetch(dest: Path, *, quiet: bool = True, log=print) -> list[str]:
                              "(see the output above)")
         bundled = {_artifact(n) for n in os.listdir(_pyspark_jars())}
         for old in dest.glob("*.jar"):
-            old.unlink()
+            if old.name != CRYPTO_JAR:  # ours, built by build_crypto from the package's sources
+                old.unlink()
         for jar in sorted(out.glob("*.jar")):
             if _artifact(jar.name) not in bundled:
                 shutil.copy2(jar, dest / jar.name)
@@ -176,9 +177,82 @@ def _pyspark_jars() -> Path:
     raise UsageError("pyspark's jars folder not found: reinstall pyspark")
 
 
+CRYPTO_JAR = "ptdm-crypto.jar"
+CRYPTO_STAMP = ".crypto-sources"
+
+
+def java_sources() -> list[Path]:
+    """The Java sources of ptdm's Parquet encryption classes (package data, ``ptdm_spark/java``)."""
+    return sorted((Path(__file__).resolve().parent / "java").rglob("*.java"))
+
+
+def crypto_jar() -> Path | None:
+    """``ptdm-crypto.jar`` beside the Delta jars that :func:`find` chose, or None when not built."""
+    jar = find()[0] / CRYPTO_JAR
+    return jar if jar.is_file() else None
+
+
+def _crypto_digest() -> str:
+    import hashlib
+
+    digest = hashlib.sha256(md.version("pyspark").encode())
+    for src in java_sources():
+        digest.update(src.name.encode() + src.read_bytes())
+    return digest.hexdigest()
+
+
+def crypto_up_to_date(dest: Path) -> bool:
+    """True when ``dest/ptdm-crypto.jar`` was built from the current sources for this pyspark."""
+    stamp = dest / CRYPTO_STAMP
+    return (dest / CRYPTO_JAR).is_file() and stamp.is_file() and stamp.read_text().strip() == _crypto_digest()
+
+
+def build_crypto(dest: Path, *, log=print) -> Path:
+    """Compile ``ptdm_spark/java`` against pyspark's own jars (Parquet, Hadoop) into
+    ``dest/ptdm-crypto.jar``: the KMS client and crypto factory of ``security.encryption``.
+    A rerun with the same sources and pyspark changes nothing (a stamp of their SHA-256).
+
+    Raises:
+        UsageError: no ``javac`` (a JDK is needed, not only a JRE), or it failed.
+    """
+    import zipfile
+
+    sources = java_sources()
+    want = _crypto_digest()
+    jar, stamp = dest / CRYPTO_JAR, dest / CRYPTO_STAMP
+    if crypto_up_to_date(dest):
+        log(f"setup: {CRYPTO_JAR} up to date in {dest}")
+        return jar
+    javac = shutil.which("javac")
+    if not javac:
+        raise UsageError("javac not found: building ptdm-crypto.jar (encryption at rest) needs a JDK "
+                         "(Debian: apt-get install openjdk-17-jdk-headless)")
+    bundled = _pyspark_jars()
+    classpath = ":".join(str(bundled / n) for n in sorted(os.listdir(bundled))
+                         if n.startswith(("parquet-", "hadoop-client-api", "slf4j-api")))
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="ptdm-crypto-") as tmp:
+        proc = subprocess.run([javac, "--release", "17", "-nowarn", "-d", tmp, "-cp", classpath, *map(str, sources)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+            raise UsageError("javac could not compile ptdm_spark/java (see the output above)")
+        part = dest / (CRYPTO_JAR + ".part")
+        with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nCreated-By: ptdm-spark\n\n")
+            for cls in sorted(Path(tmp).rglob("*.class")):
+                z.write(cls, cls.relative_to(tmp).as_posix())
+        part.replace(jar)
+    stamp.write_text(want + "\n")
+    log(f"setup: built {jar} ({len(sources)} Java sources)")
+    return jar
+
+
 if __name__ == "__main__":  # scripts/setup.sh: python -m ptdm_spark.jars DEST
     try:
-        fetch(Path(sys.argv[1]) if len(sys.argv) > 1 else cache_dir())
+        target = Path(sys.argv[1]) if len(sys.argv) > 1 else cache_dir()
+        fetch(target)
+        build_crypto(target)
     except UsageError as exc:
         print(f"setup: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ptdm_spark import jars
-from ptdm_spark.config import LakehouseConfig, SparkConfig, conf_dir
+from ptdm_spark.config import EncryptionConfig, LakehouseConfig, SparkConfig, conf_dir
 from ptdm_spark.errors import UsageError
 
 if TYPE_CHECKING:
@@ -58,7 +58,8 @@ def delta_jars() -> list[str]:
     return jars.find()[1]
 
 
-def spark_properties(spark_cfg: SparkConfig, lakehouse: LakehouseConfig, *, under_submit: bool = False) -> dict[str, str]:
+def spark_properties(spark_cfg: SparkConfig, lakehouse: LakehouseConfig, *, under_submit: bool = False,
+                     encryption: EncryptionConfig | None = None) -> dict[str, str]:
     """Every Spark property ptdm sets, as a flat dict (also printed by ``ptdm spark-conf``).
 
     Args:
@@ -66,6 +67,9 @@ def spark_properties(spark_cfg: SparkConfig, lakehouse: LakehouseConfig, *, unde
         lakehouse: the ``lakehouse`` section (the catalog lives under it).
         under_submit: True when spark-submit started the JVM: then master, driver memory and jars
             are the submitter's business and are left out.
+        encryption: ``security.encryption``, for a JVM that ptdm does not configure afterwards
+            (``spark-sql``, the SQL endpoint): its settings as ``spark.hadoop.*`` properties.
+            :func:`get_session` sets them on the session instead (they follow each command's config).
     """
     catalog = lakehouse.catalog_path
     metastore = endpoint_metastore(catalog)
@@ -103,9 +107,13 @@ def spark_properties(spark_cfg: SparkConfig, lakehouse: LakehouseConfig, *, unde
         if log_conf.is_file():
             java_opts.append(f"-Dlog4j2.configurationFile={log_conf.as_uri()}")
         props["spark.driver.extraJavaOptions"] = " ".join(java_opts)
-        jars = delta_jars()
+        jars = delta_jars()  # the folder's ptdm-crypto.jar (encryption classes, 5 KB) comes along
         if jars:
             props["spark.jars"] = ",".join(jars)
+    if encryption is not None:
+        from ptdm_spark.protect import encryption as crypto
+
+        props.update(crypto.spark_properties(encryption))
     props.update({k: str(v) for k, v in spark_cfg.conf.items()})
     if not under_submit and "spark.jars" in spark_cfg.conf and "delta-spark" not in props["spark.jars"]:
         props["spark.jars"] = ",".join(filter(None, [props["spark.jars"], *delta_jars()]))  # extra jars add to Delta's
@@ -298,16 +306,31 @@ SQL_FUNCTIONS = (
 )
 
 
-def get_session(spark_cfg: SparkConfig, lakehouse: LakehouseConfig) -> "SparkSession":
+def get_session(spark_cfg: SparkConfig, lakehouse: LakehouseConfig,
+                encryption: EncryptionConfig | None = None) -> "SparkSession":
     """Return the process's SparkSession, building it on first use.
 
+    ``encryption`` (``security.encryption``): its key file is checked first, before anything
+    else, and the session (also one that already runs) encrypts and decrypts as it says; None
+    leaves the session's encryption settings as they are.
+
     Raises:
-        UsageError: the Delta jars are neither in ``.jars/`` nor passed to spark-submit.
+        UsageError: the Delta jars are neither in ``.jars/`` nor passed to spark-submit; the key
+            file is missing or malformed, or ``ptdm-crypto.jar`` was not built.
     """
     from pyspark.sql import SparkSession
 
+    from ptdm_spark.protect import encryption as crypto
+
+    if encryption is not None:
+        crypto.check(encryption)
+        if encryption.enabled and jars.crypto_jar() is None and "PYSPARK_GATEWAY_PORT" not in os.environ:
+            raise UsageError(f"security.encryption: {jars.CRYPTO_JAR} not found beside the Delta jars in "
+                             f"{jars_dir()}: run scripts/setup.sh (a checkout) or ptdm setup (needs javac)")
     active = SparkSession.getActiveSession()
     if active is not None:
+        if encryption is not None:
+            crypto.apply(active, encryption)
         return active
 
     under_submit = "PYSPARK_GATEWAY_PORT" in os.environ
@@ -336,10 +359,18 @@ def get_session(spark_cfg: SparkConfig, lakehouse: LakehouseConfig) -> "SparkSes
         user_jars = existing.get("spark.jars", "") + existing.get("spark.jars.packages", "")
         if "delta" not in user_jars and delta_jars():
             props["spark.jars"] = ",".join(filter(None, [existing.get("spark.jars", ""), *delta_jars()]))
+        elif encryption is not None and encryption.enabled and jars.CRYPTO_JAR not in user_jars:
+            jar = jars.crypto_jar()
+            if jar is None:
+                raise UsageError(f"security.encryption: pass {jars.CRYPTO_JAR} with --jars (built by scripts/setup.sh "
+                                 "or ptdm setup)")
+            props["spark.jars"] = ",".join(filter(None, [existing.get("spark.jars", ""), str(jar)]))
     for key, value in props.items():
         builder = builder.config(key, value)
     spark = builder.enableHiveSupport().getOrCreate()
     spark.sparkContext.setLogLevel(spark_cfg.log_level.upper())
     for statement in SQL_FUNCTIONS:
         spark.sql(statement)
+    if encryption is not None:
+        crypto.apply(spark, encryption)
     return spark

@@ -8,7 +8,8 @@
 #    the exact tested versions from constraints.txt;
 # 3. fetches the Delta Lake jars for the installed Spark minor version from Maven Central with
 #    Maven into .jars/ (git-ignored; ptdm_spark/jars.py, also `ptdm setup`), so that no Spark
-#    session ever downloads anything at start;
+#    session ever downloads anything at start; and compiles ptdm_spark/java (the Parquet encryption
+#    classes, security.encryption) with javac against pyspark's jars into .jars/ptdm-crypto.jar;
 # 4. installs Debian's dataset-fashion-mnist (the README's main command) when it is missing and
 #    apt is available;
 # 5. installs Debian's chromium (the report's browser test) when it is missing and apt is available.
@@ -28,6 +29,7 @@ command -v java >/dev/null || die "java not found: install a JDK 17 or newer (De
 JAVA_MAJOR="$(java -version 2>&1 | sed -nE 's/.*version "([0-9]+).*/\1/p' | head -1)"
 [ "${JAVA_MAJOR:-0}" -ge 17 ] || die "java ${JAVA_MAJOR:-?} is too old: Spark 4 needs Java 17 or newer"
 command -v mvn >/dev/null || die "mvn not found: install Maven (Debian: apt-get install maven); it fetches the Delta jars"
+command -v javac >/dev/null || die "javac not found: install a JDK, not only a JRE (Debian: apt-get install openjdk-17-jdk-headless); it builds ptdm-crypto.jar"
 
 # --- 2. virtualenv + package -------------------------------------------------------------------
 STAMP=".venv/.ptdm-installed"
@@ -45,8 +47,8 @@ else
   echo "setup: .venv is up to date"
 fi
 
-# --- 3. Delta jars (the same code as `ptdm setup`, into the checkout's .jars/) ------------------
-.venv/bin/python -m ptdm_spark.jars .jars || die "could not fetch the Delta jars (see above)"
+# --- 3. Delta jars and ptdm-crypto.jar (the same code as `ptdm setup`, into the checkout's .jars/)
+.venv/bin/python -m ptdm_spark.jars .jars || die "could not fetch the Delta jars or build ptdm-crypto.jar (see above)"
 
 # --- 4. the main command's dataset ---------------------------------------------------------------
 if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then

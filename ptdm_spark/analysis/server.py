@@ -244,7 +244,10 @@ def _metastore_command(cfg: Config) -> list[str]:
 
 def _connect_properties(cfg: Config, metastore_uri: str) -> dict[str, str]:
     sc = cfg.sql.server
-    props = spark_properties(cfg.spark, cfg.lakehouse)
+    from ptdm_spark.protect import encryption
+
+    encryption.check(cfg.security.encryption)
+    props = spark_properties(cfg.spark, cfg.lakehouse, encryption=cfg.security.encryption)
     for key in ("spark.hadoop.javax.jdo.option.ConnectionURL", "spark.hadoop.datanucleus.schema.autoCreateAll",
                 "spark.hadoop.hive.metastore.schema.verification"):
         props.pop(key, None)

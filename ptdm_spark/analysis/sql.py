@@ -205,7 +205,7 @@ def analyst_session(cfg: Config, remote: str | None, query: str = "") -> tuple["
     require_lakehouse(cfg)
     from ptdm_spark.session import get_session
 
-    return get_session(cfg.spark, cfg.lakehouse), "in-process"
+    return get_session(cfg.spark, cfg.lakehouse, cfg.security.encryption), "in-process"
 
 
 def require_lakehouse(cfg: Config) -> None:

@@ -79,6 +79,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"ptdm {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        # Reading an encrypted table without its keys fails deep inside a Spark task: one line.
+        from ptdm_spark.protect.encryption import crypto_error
+
+        line = crypto_error(exc)
+        if line is None:
+            raise
+        print(f"ptdm {args.command}: error: {line}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"ptdm {args.command}: interrupted", file=sys.stderr)
         return 130

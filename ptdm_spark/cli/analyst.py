@@ -167,7 +167,10 @@ def _cmd_spark_conf(args: argparse.Namespace, cfg: Config, argv: list[str]) -> i
     if args.functions:
         print(";\n".join(SQL_FUNCTIONS) + ";")
         return 0
-    for key, value in spark_properties(cfg.spark, cfg.lakehouse).items():
+    from ptdm_spark.protect import encryption
+
+    encryption.check(cfg.security.encryption)  # a bad key file: one line now, not a failed query later
+    for key, value in spark_properties(cfg.spark, cfg.lakehouse, encryption=cfg.security.encryption).items():
         print(f"{key} {value}")
     return 0
 
@@ -179,11 +182,15 @@ def _cmd_setup(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
 
     if not args.dir:
         found, have = jars.find()
-        if have:
-            print(f"setup: Delta jars for {jars.coordinate()} found in {found}; nothing to do")
+        if have and jars.crypto_up_to_date(found):
+            print(f"setup: Delta jars for {jars.coordinate()} and {jars.CRYPTO_JAR} found in {found}; nothing to do")
+            return 0
+        if have:  # the encryption classes (security.encryption) beside them
+            jars.build_crypto(found)
             return 0
     dest = Path(args.dir).expanduser() if args.dir else jars.cache_dir()
     jars.fetch(dest)
+    jars.build_crypto(dest)
     return 0
 
 

@@ -128,7 +128,7 @@ def session(cfg: Config):
     """The job's Spark session (local or a cluster, Delta and the catalog configured)."""
     from ptdm_spark.session import get_session
 
-    return get_session(cfg.spark, cfg.lakehouse)
+    return get_session(cfg.spark, cfg.lakehouse, cfg.security.encryption)
 
 
 def say(command: str, line: str) -> None:

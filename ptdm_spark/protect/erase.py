@@ -557,12 +557,13 @@ def needles(spark: "SparkSession", cfg: Config, dataset: str, image_id: str) -> 
     return Needles(image_id, {image_id}, digests), source
 
 
-def scan_table_file(local: str, n: Needles) -> list[str]:
-    """Every column of one Parquet file (``local`` path) holding the id or the image's bytes."""
-    import pyarrow.parquet as pq
+def scan_table_file(local: str, n: Needles, keys: dict[str, bytes] | None = None) -> list[str]:
+    """Every column of one Parquet file (``local`` path) holding the id or the image's bytes;
+    ``keys``: the master keys of a dataset encrypted at rest (the file is decrypted to be searched)."""
+    from ptdm_spark.protect.encryption import open_parquet
 
     hits: dict[str, None] = {}
-    pf = pq.ParquetFile(local)
+    pf = open_parquet(local, keys)
     for i in range(pf.num_row_groups):
         t = pf.read_row_group(i)
         for name in t.column_names:
@@ -616,7 +617,9 @@ def verify(spark: "SparkSession", cfg: Config, dataset: str, n: Needles) -> Scan
     id by design, is skipped). Files on a non-local filesystem are copied to a temporary folder
     one at a time."""
     from ptdm_spark.io import sources
+    from ptdm_spark.protect import encryption
 
+    keys = encryption.check(cfg.security.encryption)
     scan = Scan()
     skip = f"/{dataset}/{TABLE}/"
     files = parquet_files(spark, cfg, dataset)
@@ -633,7 +636,7 @@ def verify(spark: "SparkSession", cfg: Config, dataset: str, n: Needles) -> Scan
                 fs, path = sources.hadoop_fs(spark, uri)
                 local = os.path.join(tmp, "f.parquet")
                 fs.copyToLocalFile(False, path, spark._jvm.org.apache.hadoop.fs.Path(Path(local).as_uri()), True)
-            for what in scan_table_file(local, n):
+            for what in scan_table_file(local, n, keys):
                 scan.hits.append(f"{uri}: {what}")
             scan.files += 1
             if k % 500 == 0:

@@ -38,16 +38,19 @@ def _table_uri(root: str, dataset: str, table: str) -> str:
     return str(Path(root.removeprefix("file://").removeprefix("file:")).expanduser().resolve() / dataset / table)
 
 
-def find_release(root: str, dataset: str, name: str, storage_options: dict[str, str] | None = None) -> dict[str, Any]:
-    """The ``releases`` row called ``name`` (as a dict), read with deltalake."""
-    from deltalake import DeltaTable
+def find_release(root: str, dataset: str, name: str, storage_options: dict[str, str] | None = None,
+                 keys: dict[str, bytes] | None = None) -> dict[str, Any]:
+    """The ``releases`` row called ``name`` (as a dict), read with deltalake (and pyarrow, which
+    decrypts with ``keys`` when the lakehouse is encrypted at rest)."""
     from deltalake.exceptions import TableNotFoundError
 
+    from ptdm_spark.protect.encryption import read_delta
+
     try:
-        table = DeltaTable(_table_uri(root, dataset, "releases"), storage_options=storage_options)
+        table = read_delta(_table_uri(root, dataset, "releases"), keys, storage_options=storage_options)
     except TableNotFoundError:
         raise LookupError(f"dataset {dataset!r} under {root} has no releases") from None
-    rows = [r for r in table.to_pyarrow_table().to_pylist() if r["name"] == name]
+    rows = [r for r in table.to_pylist() if r["name"] == name]
     if not rows:
         raise LookupError(f"no release {name!r} of dataset {dataset!r} under {root}")
     row = rows[0]
@@ -68,6 +71,8 @@ class CuratedDataset:
         storage_options: passed to deltalake (e.g. for HDFS or object stores).
         with_augmented: add the release's augmented copies (needs ``release``); ``source_ids``
             names each item's source image (None for curated images).
+        key_file: the key file of a lakehouse encrypted at rest (``security.encryption.key_file``):
+            the files are decrypted with its master keys (pyarrow; the keys stay in this process).
 
     Items are ordered by the Delta log's file order, then row order within each file, so that
     neighbours share a row group; ``image_ids`` lists them.
@@ -75,7 +80,7 @@ class CuratedDataset:
 
     def __init__(self, root: str, dataset: str, release: str | None = None, version: int | None = None,
                  split: str | None = "train", decode: bool = True, storage_options: dict[str, str] | None = None,
-                 with_augmented: bool = False):
+                 with_augmented: bool = False, key_file: str | None = None):
         if (release is None) == (version is None):
             raise ValueError("give exactly one of release=NAME or version=N")
         if with_augmented and release is None:
@@ -83,9 +88,10 @@ class CuratedDataset:
         self.root, self.dataset, self.split, self.decode = str(root), dataset, split, decode
         self.storage_options = storage_options
         self.release = release
+        self.key_file = key_file
         classes, augmented_version = None, None
         if release is not None:
-            row = find_release(self.root, dataset, release, storage_options)
+            row = find_release(self.root, dataset, release, storage_options, self._keys())
             version = int(row["table_versions"]["curated"])
             classes = {c["label"]: int(c["index"]) for c in row["classes"]}
             augmented_version = row["table_versions"].get("augmented")
@@ -116,11 +122,20 @@ class CuratedDataset:
         ds = dt.to_pyarrow_dataset()
         return list(ds.files), ds.filesystem
 
-    def _row_groups(self, files: list[str], fs: Any, columns: list[str]) -> Iterator[tuple[int, int, dict]]:
-        import pyarrow.parquet as pq
+    def _keys(self) -> dict[str, bytes] | None:
+        """The master keys of ``key_file`` (None without one); read again in each process, never pickled."""
+        if self.key_file is None:
+            return None
+        from ptdm_spark.protect.encryption import read_key_file
 
+        return read_key_file(self.key_file)
+
+    def _row_groups(self, files: list[str], fs: Any, columns: list[str]) -> Iterator[tuple[int, int, dict]]:
+        from ptdm_spark.protect.encryption import open_parquet
+
+        keys = self._keys()
         for fi, path in enumerate(files):
-            pf = pq.ParquetFile(fs.open_input_file(path))
+            pf = open_parquet(fs.open_input_file(path), keys)
             for g in range(pf.metadata.num_row_groups):
                 yield fi, g, pf.read_row_group(g, columns=columns).to_pydict()
 
@@ -182,7 +197,7 @@ class CuratedDataset:
         self._pid = os.getpid()
 
     def _row_group(self, fi: int, g: int):
-        import pyarrow.parquet as pq
+        from ptdm_spark.protect.encryption import open_parquet
 
         if self._pid != os.getpid():  # forked: never share a parent's open files
             self._open, self._groups, self._pid = {}, OrderedDict(), os.getpid()
@@ -191,7 +206,7 @@ class CuratedDataset:
             self._groups.move_to_end(key)
             return self._groups[key]
         if fi not in self._open:
-            self._open[fi] = pq.ParquetFile(self._fss[self._file_fs[fi]].open_input_file(self._files[fi]))
+            self._open[fi] = open_parquet(self._fss[self._file_fs[fi]].open_input_file(self._files[fi]), self._keys())
         col = self._open[fi].read_row_group(g, columns=["image"]).column("image")
         self._groups[key] = col
         while len(self._groups) > 2:

@@ -30,13 +30,16 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -229,6 +232,53 @@ def open_file(location: str):
     return _filesystems[key].open_input_file(parsed.path.lstrip("/"))
 
 
+class PlainFiles:
+    """What the server hands out for a data file: the file itself, or, for a lakehouse encrypted
+    at rest (``security.encryption``), its rows decrypted once with the server's key file into a
+    private folder (mode 700, removed at shutdown) and served as plain Parquet. Recipients get
+    plain Parquet over the server's TLS; keys never leave the server. A Delta version's files
+    never change, so one copy per file serves every query and range request."""
+
+    def __init__(self, keys: dict[str, bytes] | None):
+        self.keys = keys
+        self.dir: Path | None = None
+        self._done: dict[str, tuple[str, int]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def get(self, location: str, size: int) -> tuple[str, int]:
+        """(what to open, its size) for the data file at ``location`` of ``size`` bytes."""
+        if self.keys is None:
+            return location, size
+        with self._lock:
+            if location in self._done:
+                return self._done[location]
+            if self.dir is None:
+                self.dir = Path(tempfile.mkdtemp(prefix="ptdm-share-plain-"))
+            lock = self._locks.setdefault(location, threading.Lock())
+        with lock:
+            if location not in self._done:
+                from ptdm_spark.protect import encryption
+
+                f = open_file(location)
+                try:
+                    if not encryption.is_encrypted(f):  # written before encryption was on
+                        result = (location, size)
+                    else:
+                        f.seek(0)
+                        dest = self.dir / (hashlib.sha256(location.encode()).hexdigest()[:32] + ".parquet")
+                        result = (str(dest), encryption.plain_copy(f, dest, self.keys))
+                finally:
+                    f.close()
+                with self._lock:
+                    self._done[location] = result
+        return self._done[location]
+
+    def close(self) -> None:
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
 # --- the access log --------------------------------------------------------------------------------
 
 
@@ -354,11 +404,13 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 def create_app(cfg: Config, secret: bytes):
     from contextlib import asynccontextmanager
 
+    from ptdm_spark.protect import encryption
 
     root = cfg.lakehouse.root
     catalog = Catalog(root, cfg.share.refresh_seconds)
     log = AccessLog(root, cfg.share.log_flush_seconds)
     ttl = cfg.share.url_ttl_seconds
+    plain = PlainFiles(encryption.check(cfg.security.encryption))
 
     @asynccontextmanager
     async def lifespan(app):
@@ -366,6 +418,7 @@ def create_app(cfg: Config, secret: bytes):
         log.start()
         yield
         log.close()
+        plain.close()
 
     app = FastAPI(title="ptdm-spark Delta Sharing server", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
@@ -518,17 +571,18 @@ def create_app(cfg: Config, secret: bytes):
                 limit = None  # unknown row counts: every file
         base = (cfg.share.endpoint or str(request.base_url).rstrip("/") + PREFIX).rstrip("/")
         lines: list[dict[str, Any]] = [{"protocol": {"minReaderVersion": 1}}, {"metaData": snap.metadata}]
-        for f in chosen:
+        sizes = [plain.get(f["location"], f["size"])[1] for f in chosen]  # plain Parquet, when encrypted
+        for f, size in zip(chosen, sizes):
             signed, exp_ms = tokens.sign(secret, {"t": p.token_id, "s": s.name, "d": s.dataset, "n": name, "v": v,
-                                                  "p": f["path"], "z": f["size"]}, ttl)
+                                                  "p": f["path"], "z": size}, ttl)
             line = {"url": f"{base}/files/{signed}", "id": f["id"], "partitionValues": f["partitionValues"],
-                    "size": f["size"], "expirationTimestamp": exp_ms}
+                    "size": size, "expirationTimestamp": exp_ms}
             if f["stats"]:
                 line["stats"] = f["stats"]
             if asked is not None:
                 line["version"] = v
             lines.append({"file": line})
-        request.state.files, request.state.bytes = len(chosen), sum(f["size"] for f in chosen)
+        request.state.files, request.state.bytes = len(chosen), sum(sizes)
         return ndjson(lines, v)
 
     def file_grant(request: Request, signed: str) -> tuple[dict[str, Any], str]:
@@ -561,7 +615,7 @@ def create_app(cfg: Config, secret: bytes):
         size = int(g["z"])
         rng = _parse_range(request.headers.get("range"), size)
         start, end = rng if rng else (0, size - 1)
-        f = open_file(loc)
+        f = open_file(plain.get(loc, size)[0])
 
         def chunks():
             try:

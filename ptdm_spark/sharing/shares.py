@@ -153,6 +153,7 @@ def readable_problem(uri: str, version: int) -> str | None:
 
 
 def create_share(cfg: Config, name: str, dataset: str, release: str, tables: list[str], comment: str | None) -> Share:
+    from ptdm_spark.protect import encryption
     from ptdm_spark.sharing.loader import find_release
 
     check_name("share", name)
@@ -160,7 +161,7 @@ def create_share(cfg: Config, name: str, dataset: str, release: str, tables: lis
     if any(s.name == name for s in all_shares(root)):
         raise UsageError(f"share {name!r} exists already (ptdm share drop {name} first, or choose another name)")
     try:
-        rel = find_release(root, dataset, release)
+        rel = find_release(root, dataset, release, keys=encryption.check(cfg.security.encryption))
     except LookupError as exc:
         raise UsageError(f"{exc} (create it with: ptdm release create {release} --dataset {dataset})") from None
     versions = rel["table_versions"]

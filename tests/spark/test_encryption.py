@@ -1,0 +1,147 @@
+"""Encryption at rest: one ``ptdm run`` with ``security.encryption.mode=parquet`` over a few PNGs
+written here, then the files on disk are looked at without ptdm.
+
+Independent truth: the PNG bytes the test wrote and their SHA-256 (= image_id). Without keys,
+pyarrow cannot open a data file of ``raw_images``, ``images``, ``curated`` or ``runs`` (encrypted
+footer), and no file holds a PNG signature; with the keys (the session, and pyarrow with the
+Python KMS client) the rows are the images written. A read without the key, or with another key
+under the same names, is one line.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from ptdm_spark.protect import encryption
+from tests.imagefiles import encode, photo
+
+pytestmark = pytest.mark.spark
+
+PNG = b"\x89PNG\r\n\x1a\n"
+TABLES = ("raw_images", "images", "curated", "runs")
+
+
+def _data_files(table: Path) -> list[Path]:
+    return sorted(p for p in table.rglob("*.parquet") if "_delta_log" not in p.parts)
+
+
+def _keys(path: Path) -> Path:
+    path.write_text(f"# test keys\nfooter: {base64.b64encode(os.urandom(32)).decode()}\n"
+                    f"images: {base64.b64encode(os.urandom(16)).decode()}\n")
+    return path
+
+
+def test_encrypted_run_unreadable_without_keys_same_rows_with_them(tmp_path, spark, cfg, ptdm):
+    from pyspark.sql import functions as F
+
+    from ptdm_spark.config import load_config
+
+    src = tmp_path / "src"
+    written: dict[str, bytes] = {}
+    for seed in range(4):
+        data = encode(photo(seed, 40, 48), ".png")
+        p = src / ("cat" if seed % 2 else "dog") / f"{seed}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        written[hashlib.sha256(data).hexdigest()] = data
+    key_file = _keys(tmp_path / "keys")
+    on = ["--set", "security.encryption.mode=parquet", "--set", f"security.encryption.key_file={key_file}"]
+    dataset = "crypt"
+    root = Path(cfg.lakehouse.root).expanduser().resolve() / dataset
+    off = cfg.security.encryption
+    # A Delta checkpoint every 2 commits (tables created by this run), so that there are some to look at.
+    interval = "spark.databricks.delta.properties.defaults.checkpointInterval"
+    spark.conf.set(interval, "2")
+    try:
+        status, out = ptdm("run", str(src), "--dataset", dataset, *on)
+        assert status == 0, out
+        assert "accounting adds up" in out
+
+        # On disk, without keys: no footer opens, no PNG signature anywhere (normalized or source).
+        for table in TABLES:
+            files = _data_files(root / table)
+            assert files, f"{table} has no data files"
+            for f in files:
+                with pytest.raises(OSError, match="encrypted"):
+                    pq.ParquetFile(f)
+                blob = f.read_bytes()
+                assert blob.endswith(b"PARE"), f"{f}: not an encrypted-footer Parquet file"
+                assert PNG not in blob and not any(d[16:48] in blob for d in written.values())
+        checkpoints = sorted(root.glob("*/_delta_log/*.checkpoint.parquet"))
+        assert "runs" in {c.parent.parent.name for c in checkpoints}
+        for c in checkpoints:  # Delta checkpoints stay plaintext (no image bytes; deltalake reads them)
+            blob = c.read_bytes()
+            assert pq.ParquetFile(c).metadata.num_rows > 0 and PNG not in blob
+
+        # With the keys, the same session reads the images the test wrote.
+        raw = spark.read.format("delta").load(str(root / "raw_images")).select("image_id", "content").collect()
+        assert {r.image_id: bytes(r.content) for r in raw} == written
+        curated = spark.read.format("delta").load(str(root / "curated")).select("image_id", "image").collect()
+        assert {r.image_id for r in curated} == set(written)
+        assert all(bytes(r.image).startswith(PNG) for r in curated)
+
+        # pyarrow with the Python twin of the KMS client opens the same files.
+        keys = encryption.read_key_file(key_file)
+        got = {}
+        for f in _data_files(root / "raw_images"):
+            t = encryption.open_parquet(f, keys).read(columns=["image_id", "content"])
+            got.update(zip(t.column("image_id").to_pylist(), t.column("content").to_pylist()))
+        assert got == written
+
+        # The sharing server's view: each file decrypted once, handed out as plain Parquet.
+        from ptdm_spark.sharing.server import PlainFiles
+
+        plain = PlainFiles(keys)
+        try:
+            served_ids = []
+            for f in _data_files(root / "curated"):
+                served, size = plain.get(f.as_uri(), f.stat().st_size)
+                assert Path(served).parent == plain.dir and Path(served).stat().st_size == size
+                t = pq.read_table(served)  # no keys needed
+                served_ids += t.column("image_id").to_pylist()
+                assert all(bytes(b).startswith(PNG) for b in t.column("image").to_pylist())
+            assert sorted(served_ids) == sorted(written)
+        finally:
+            plain.close()
+        assert not plain.dir.exists()
+
+        # The loader (no JVM), with the key file.
+        from deltalake import DeltaTable
+
+        from ptdm_spark.sharing.loader import CuratedDataset
+
+        ds = CuratedDataset(str(root.parent), dataset, version=DeltaTable(str(root / "curated")).version(),
+                            split=None, decode=False, key_file=str(key_file))
+        assert sorted(ds.image_ids) == sorted(written)
+        assert all(ds[i][0].startswith(PNG) for i in range(len(ds)))
+
+        # Another key under the same names: a clear line, not the images.
+        wrong = load_config(overrides=[f"lakehouse.root={cfg.lakehouse.root}", "security.encryption.mode=parquet",
+                                       f"security.encryption.key_file={_keys(tmp_path / 'other-keys')}"])
+        encryption.apply(spark, wrong.security.encryption)
+        with pytest.raises(Exception) as err:
+            spark.read.format("delta").load(str(root / "curated")).select("image").collect()
+        assert "does not open this file's keys" in (encryption.crypto_error(err.value) or "")
+    finally:
+        encryption.apply(spark, off)  # the shared session encrypts nothing for the other tests
+        spark.conf.unset(interval)
+
+    # Without keys: Spark cannot read the image bytes, and ptdm says so in one line.
+    with pytest.raises(Exception) as err:
+        spark.read.format("delta").load(str(root / "raw_images")).select(F.col("content")).collect()
+    line = encryption.crypto_error(err.value)
+    assert line and line.startswith("a table is encrypted (Parquet modular encryption)"), str(err.value)[:500]
+    status, out = ptdm("sql", f"SELECT image_id, image FROM {dataset}.curated")
+    assert status == 2
+    errors = [ln for ln in out.splitlines() if ln.startswith("ptdm sql")]
+    assert len(errors) == 1 and re.fullmatch(
+        r"ptdm sql: error: a table is encrypted \(Parquet modular encryption\) \(file:\S+/crypt/curated/part-\S+\.parquet\) "
+        r"and this session has no key for it: set security\.encryption\.mode=parquet and security\.encryption\.key_file=PATH",
+        errors[0]), out[-2000:]
