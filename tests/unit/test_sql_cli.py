@@ -3,6 +3,7 @@ lakehouse that cannot be, a missing one (nothing created), the server's argument
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -148,4 +149,4 @@ def test_the_exiting_jvm_of_the_last_command_is_waited_for(tmp_path):
         assert time.monotonic() - start < 2
     finally:
         proc.kill()
-        subprocess.run(["pkill", "-f", f"open({str(lock)!r})"], check=False)
+        subprocess.run(["pkill", "-f", re.escape(f"open({str(lock)!r})")], check=False)
