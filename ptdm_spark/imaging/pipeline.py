@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ptdm_spark.config import ProcessConfig
+from ptdm_spark.config import PrivacyConfig, ProcessConfig
 from ptdm_spark.imaging import faces, normalize, quality, reasons
 from ptdm_spark.imaging.cv import DecoderMessages, cv2
 from ptdm_spark.imaging.decode import Limits, Rejected, decode
@@ -19,18 +19,6 @@ FIELDS = (
 
 
 @dataclass(frozen=True)
-class FaceParams:
-    """``process.privacy`` when ``blur_faces`` is on: how faces are found and blurred."""
-
-    min_score: float
-    min_size: int
-    max_side: int
-    method: str
-    strength: float
-    margin: float
-
-
-@dataclass(frozen=True)
 class Params:
     """What ``process_image`` needs from the ``process`` config section, flattened and picklable."""
 
@@ -40,12 +28,12 @@ class Params:
     size_policy: str
     size: int
     background: tuple[int, int, int]
-    privacy: FaceParams | None = None  # None: no face detection (images.faces is NULL)
+    privacy: PrivacyConfig | None = None  # how faces are found and blurred; None: no face detection (faces NULL)
 
     @classmethod
     def from_config(cls, cfg: ProcessConfig) -> "Params":
         n, p = cfg.normalize, cfg.privacy
-        privacy = FaceParams(p.min_score, p.min_size, p.max_side, p.method, p.strength, p.margin) if p.blur_faces else None
+        privacy = p if p.blur_faces else None
         return cls(Limits(cfg.max_pixels, cfg.max_side, cfg.min_side), n.format, n.quality,
                    n.size_policy, n.size, tuple(n.background), privacy)
 

