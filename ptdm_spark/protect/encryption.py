@@ -221,10 +221,15 @@ def unwrap_key(master: bytes, name: str, wrapped: str | bytes) -> bytes:
                          "(another key under the same name?)") from None
 
 
-def decryption_properties(keys: Mapping[str, bytes]) -> Any:
-    """pyarrow ``FileDecryptionProperties`` that open files written with these master keys
-    (plaintext files open too)."""
+def kms_client(keys: Mapping[str, bytes]) -> type:
+    """A pyarrow ``KmsClient`` class over these named master keys: the Python twin of the Java
+    ``KeyFileKmsClient`` (the same AES-GCM wrap, so either side opens the other's files)."""
     import pyarrow.parquet.encryption as pe
+
+    def _master(name: str) -> bytes:
+        if name not in keys:
+            raise UsageError(f"master key {name!r} is not in the key file")
+        return keys[name]
 
     class _KeyFileKms(pe.KmsClient):
         def __init__(self, _config: Any) -> None:
@@ -236,13 +241,15 @@ def decryption_properties(keys: Mapping[str, bytes]) -> Any:
         def unwrap_key(self, wrapped_key: str, master_key_identifier: str) -> bytes:
             return unwrap_key(_master(master_key_identifier), master_key_identifier, wrapped_key)
 
-    def _master(name: str) -> bytes:
-        if name not in keys:
-            raise UsageError(f"master key {name!r} is not in the key file")
-        return keys[name]
+    return _KeyFileKms
 
-    factory = pe.CryptoFactory(_KeyFileKms)
-    return factory.file_decryption_properties(pe.KmsConnectionConfig())
+
+def decryption_properties(keys: Mapping[str, bytes]) -> Any:
+    """pyarrow ``FileDecryptionProperties`` that open files written with these master keys
+    (plaintext files open too)."""
+    import pyarrow.parquet.encryption as pe
+
+    return pe.CryptoFactory(kms_client(keys)).file_decryption_properties(pe.KmsConnectionConfig())
 
 
 def open_parquet(source: Any, keys: Mapping[str, bytes] | None) -> Any:

@@ -139,15 +139,7 @@ def test_pyarrow_round_trip_with_the_python_kms(tmp_path):
 
     keys = {"footer": os.urandom(32), "images": os.urandom(16)}
 
-    class Kms(pe.KmsClient):
-        def __init__(self, _):
-            super().__init__()
-
-        def wrap_key(self, key, name):
-            return encryption.wrap_key(keys[name], name, key)
-
-        def unwrap_key(self, wrapped, name):
-            return encryption.unwrap_key(keys[name], name, wrapped)
+    Kms = encryption.kms_client(keys)
 
     props = pe.CryptoFactory(Kms).file_encryption_properties(
         pe.KmsConnectionConfig(), pe.EncryptionConfiguration(footer_key="footer", column_keys={"images": ["content"]}))
@@ -183,15 +175,7 @@ def test_a_command_without_the_key_stops_before_spark_reads_an_encrypted_table(t
 
     keys = {"footer": os.urandom(32)}
 
-    class Kms(pe.KmsClient):
-        def __init__(self, _):
-            super().__init__()
-
-        def wrap_key(self, key, name):
-            return encryption.wrap_key(keys[name], name, key)
-
-        def unwrap_key(self, wrapped, name):
-            return encryption.unwrap_key(keys[name], name, wrapped)
+    Kms = encryption.kms_client(keys)
 
     table = tmp_path / "raw_images"
     table.mkdir()
