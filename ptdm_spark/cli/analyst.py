@@ -89,7 +89,7 @@ def _cmd_tables(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
     spark, _ = sql.analyst_session(cfg, args.remote)
     datasets = [d.name for d in spark.catalog.listDatabases() if d.name != "default"]
     if args.dataset:
-        base.require_dataset(spark, cfg, args.dataset)
+        base.require_dataset(spark, cfg, args.dataset, reads_data=False)
         datasets = [args.dataset]
     rows = []
     for ds in sorted(datasets):
@@ -115,7 +115,7 @@ def _cmd_history(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
     if args.table and args.table not in TABLES:
         raise UsageError(f"unknown table {args.table!r} (tables: {', '.join(TABLES)})")
     spark, _ = sql.analyst_session(cfg, args.remote)
-    base.require_dataset(spark, cfg, args.dataset)
+    base.require_dataset(spark, cfg, args.dataset, reads_data=False)
     rows = []
     for table in [args.table] if args.table else TABLES:
         path = cfg.lakehouse.table_path(args.dataset, table)

@@ -136,16 +136,24 @@ def say(command: str, line: str) -> None:
     print(f"ptdm {command}: {line}", file=sys.stderr, flush=True)
 
 
-def require_dataset(spark: Any, cfg: Config, dataset: str) -> None:
+def require_dataset(spark: Any, cfg: Config, dataset: str, reads_data: bool = True) -> None:
+    """Stop with one line unless the dataset exists; and, for a command that reads the tables'
+    rows (``reads_data``: not the log-only ``tables``/``history``, nor ``backup``/``restore``,
+    which copy files as bytes), when its tables are encrypted and this command has no key —
+    before any Spark job, instead of Spark's task-failure log."""
     from ptdm_spark.io import delta
+    from ptdm_spark.protect.encryption import check_table_readable
 
     delta.check_dataset_name(dataset)
+    raw = cfg.lakehouse.table_path(dataset, "raw_images")
     # the table's newest commit file (a listing): DESCRIBE HISTORY cost a Spark job, ~5 s per command
-    if delta.table_version(spark, cfg.lakehouse.table_path(dataset, "raw_images")) is None and not any(
+    if delta.table_version(spark, raw) is None and not any(
         d.name == dataset for d in spark.catalog.listDatabases()
     ):
         raise UsageError(f"unknown dataset {dataset!r}: nothing under {cfg.lakehouse.root_uri}/{dataset} "
                          f"(run: ptdm ingest SOURCE --dataset {dataset})")
+    if reads_data:
+        check_table_readable(spark, cfg.security.encryption, raw)
 
 
 

@@ -65,7 +65,7 @@ def _cmd_backup(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
 
     delta.check_dataset_name(args.dataset)
     spark = base.session(cfg)
-    base.require_dataset(spark, cfg, args.dataset)
+    base.require_dataset(spark, cfg, args.dataset, reads_data=False)
     try:
         m = backup.run(spark, cfg, args.dataset, args.to, argv)
     except backup.BackupError as exc:
@@ -96,7 +96,7 @@ def _cmd_restore(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
     spark = base.session(cfg)
     try:
         if table_mode:
-            base.require_dataset(spark, cfg, args.dataset)
+            base.require_dataset(spark, cfg, args.dataset, reads_data=False)
             out = restore.table_version(spark, cfg, args.dataset, args.table, args.version, argv)
             print(f"restore: {args.dataset}.{args.table} rolled back to version {args.version} "
                   f"(new version {out['version']})")

@@ -145,3 +145,15 @@ def test_encrypted_run_unreadable_without_keys_same_rows_with_them(tmp_path, spa
         r"ptdm sql: error: a table is encrypted \(Parquet modular encryption\) \(file:\S+/crypt/curated/part-\S+\.parquet\) "
         r"and this session has no key for it: set security\.encryption\.mode=parquet and security\.encryption\.key_file=PATH",
         errors[0]), out[-2000:]
+    # Every command that reads the rows stops the same way before any Spark job (no task-failure
+    # log first): the check of base.require_dataset. Metadata-only commands still answer.
+    for command in (("analyze", "--dataset", dataset), ("export", "--dataset", dataset, "--release", "x",
+                                                          "--format", "csv", "--out", str(tmp_path / "x"))):
+        status, out = ptdm(*command)
+        lines = [ln for ln in out.splitlines() if ln.strip()]
+        assert status == 2 and len(lines) == 1 and re.fullmatch(
+            rf"ptdm {command[0]}: error: \S+/crypt/raw_images is encrypted \(Parquet modular encryption\) and this "
+            r"command has no key for it: set security\.encryption\.mode=parquet and security\.encryption\.key_file=PATH",
+            lines[0]), out[-2000:]
+    status, out = ptdm("history", dataset, "raw_images")
+    assert status == 0 and "ptdm history: error" not in out, out[-2000:]
