@@ -54,8 +54,8 @@ fi
 if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "setup: installing Debian's dataset-fashion-mnist"
-    (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; }) \
+    (apt-get install -y -qq -o DPkg::Lock::Timeout=300 dataset-fashion-mnist >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq -o DPkg::Lock::Timeout=300 dataset-fashion-mnist >/dev/null 2>&1; }) \
       || echo "setup: warning: could not install dataset-fashion-mnist; the README's main command needs it"
   else
     echo "setup: note: dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist) — only the README's main command needs it"
@@ -65,8 +65,8 @@ fi
 if ! command -v chromium >/dev/null; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "setup: installing Debian's chromium (the report test renders report.html headless)"
-    (apt-get install -y -qq chromium >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }) \
+    (apt-get install -y -qq -o DPkg::Lock::Timeout=300 chromium >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq -o DPkg::Lock::Timeout=300 chromium >/dev/null 2>&1; }) \
       || echo "setup: warning: could not install chromium; the report's browser test needs it"
   else
     echo "setup: note: chromium is not installed (apt-get install chromium) — only the report's browser test needs it"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
 
 from tests.conftest import ROOT
 
-HDFS = "hdfs://127.0.0.1:9000"
-WEBHDFS = "http://127.0.0.1:9870"
+# scripts/hdfs.sh's ports, which the same variables move (a second HDFS beside another one)
+HDFS = f"hdfs://127.0.0.1:{os.environ.get('PTDM_HDFS_PORT', '9000')}"
+WEBHDFS = f"http://127.0.0.1:{os.environ.get('PTDM_HDFS_HTTP_PORT', '9870')}"
 
 
 @pytest.fixture(scope="session")
