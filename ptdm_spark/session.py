@@ -331,10 +331,18 @@ def get_session(spark_cfg: SparkConfig, lakehouse: LakehouseConfig,
     if active is not None:
         if encryption is not None:
             crypto.apply(active, encryption)
+            if encryption.enabled and any(active.sparkContext.getConf().get(k, "false") != v
+                                          for k, v in crypto.IO_ENCRYPTION.items()):
+                print("ptdm: note: this Spark session was started without spark.io.encryption.enabled: its shuffle "
+                      "and spill files are not encrypted (start a new process, or pass the setting to spark-submit)",
+                      file=sys.stderr)
         return active
 
     under_submit = "PYSPARK_GATEWAY_PORT" in os.environ
     props = spark_properties(spark_cfg, lakehouse, under_submit=under_submit)
+    if encryption is not None and encryption.enabled:
+        for key, value in crypto.IO_ENCRYPTION.items():  # shuffle and spill files too (see there)
+            props.setdefault(key, value)
     if not under_submit and "spark.jars" not in props and "spark.jars.packages" not in spark_cfg.conf:
         raise UsageError(jars.missing_hint())
     check_lakehouse_location(lakehouse)

@@ -226,7 +226,10 @@ case "${1:-}" in
     fetch
     fetch_kms
     if [ -f "$RUN/namenode.pid" ] && kill -0 "$(cat "$RUN/namenode.pid")" 2>/dev/null; then
-      echo "hdfs: already running (hdfs://127.0.0.1:$PORT)"; exit 0
+      grep -q hadoop.security.key.provider.path "$RUN/conf/core-site.xml" 2>/dev/null \
+        || die "an HDFS started by an older scripts/hdfs.sh (no KMS) runs: scripts/hdfs.sh stop, then start"
+      start_kms  # a KMS that died is started again; the NameNode finds it at its address
+      echo "hdfs: already running (hdfs://127.0.0.1:$PORT, KMS $KMS_URI)"; exit 0
     fi
     mkdir -p "$RUN"
     write_conf "$RUN/conf"
@@ -252,18 +255,22 @@ case "${1:-}" in
   start-datanode) daemon "datanode${2:?N}" "$RUN/conf-dn$2" org.apache.hadoop.hdfs.server.datanode.DataNode ;;
   status)
     n="$(live_datanodes)"
-    if [ "$n" -ge 0 ] 2>/dev/null; then echo "hdfs: running, $n live DataNodes"; else echo "hdfs: not running"; exit 3; fi
+    kms="KMS not answering on 127.0.0.1:$KMS_PORT"; if kms_ready; then kms="KMS at $KMS_URI"; fi
+    if [ "$n" -ge 0 ] 2>/dev/null; then echo "hdfs: running, $n live DataNodes, $kms"; else echo "hdfs: not running"; exit 3; fi
     ;;
   zone)
     path="${2:?usage: scripts/hdfs.sh zone PATH [KEY]}"; key="${3:-ptdm}"
     case "$path" in hdfs://*) path="/${path#hdfs://*/}" ;; esac
+    [ "$path" = "/" ] || path="${path%/}"
     [ "$(live_datanodes)" -ge 0 ] 2>/dev/null || die "HDFS is not running: scripts/hdfs.sh start"
+    has="$(hadoop_cls org.apache.hadoop.hdfs.tools.CryptoAdmin -listZones 2>/dev/null | awk -v p="$path" '$1 == p {print $2}')"
+    if [ -n "$has" ]; then
+      [ "$has" = "$key" ] || die "$path is already an encryption zone, under the key '$has' (not '$key')"
+      echo "hdfs: $path is already an encryption zone (key '$key')"; exit 0
+    fi
     if ! hadoop_cls org.apache.hadoop.crypto.key.KeyShell list -provider "$KMS_URI" 2>/dev/null | grep -qx "$key"; then
       hadoop_cls org.apache.hadoop.crypto.key.KeyShell create "$key" -provider "$KMS_URI" >/dev/null 2>"$RUN/logs/zone.err" \
         || die "could not create the key '$key' in the KMS at $KMS_URI (see $RUN/logs/zone.err)"
-    fi
-    if hadoop_cls org.apache.hadoop.hdfs.tools.CryptoAdmin -listZones 2>/dev/null | awk '{print $1}' | grep -qx "$path"; then
-      echo "hdfs: $path is already an encryption zone"; exit 0
     fi
     hadoop_cls org.apache.hadoop.fs.FsShell -mkdir -p "$path" 2>"$RUN/logs/zone.err" || die "could not create $path (see $RUN/logs/zone.err)"
     hadoop_cls org.apache.hadoop.hdfs.tools.CryptoAdmin -createZone -keyName "$key" -path "$path" >/dev/null 2>"$RUN/logs/zone.err" \

@@ -322,7 +322,9 @@ def gallery_rows(spark, cfg: Config, run: Run, images, raw, rejects, dups, confl
         for r in from_images.mapInPandas(_thumbs(g.thumb_side), "image_id string, src string, png binary").collect():
             thumbs[r["image_id"]] = (r["src"], r["png"])
         rest = [i for i in want if i not in thumbs]
-        if rest:
+        # The source bytes were never searched for faces: with blurring on, no thumbnail of them
+        # (a reject's gallery then shows no picture, only what the tables say).
+        if rest and not cfg.process.privacy.blur_faces:
             from_raw = (raw.filter(F.col("image_id").isin(rest)).groupBy("image_id")
                         .agg(F.min_by("content", "source_uri").alias("data"), F.min("source_uri").alias("src")))
             for r in from_raw.mapInPandas(_thumbs(g.thumb_side), "image_id string, src string, png binary").collect():

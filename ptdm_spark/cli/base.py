@@ -142,7 +142,7 @@ def require_dataset(spark: Any, cfg: Config, dataset: str, reads_data: bool = Tr
     which copy files as bytes), when its tables are encrypted and this command has no key —
     before any Spark job, instead of Spark's task-failure log."""
     from ptdm_spark.io import delta
-    from ptdm_spark.protect.encryption import check_table_readable
+    from ptdm_spark.protect.encryption import check_dataset_readable
 
     delta.check_dataset_name(dataset)
     raw = cfg.lakehouse.table_path(dataset, "raw_images")
@@ -153,7 +153,7 @@ def require_dataset(spark: Any, cfg: Config, dataset: str, reads_data: bool = Tr
         raise UsageError(f"unknown dataset {dataset!r}: nothing under {cfg.lakehouse.root_uri}/{dataset} "
                          f"(run: ptdm ingest SOURCE --dataset {dataset})")
     if reads_data:
-        check_table_readable(spark, cfg.security.encryption, raw)
+        check_dataset_readable(spark, cfg.security.encryption, lambda t: cfg.lakehouse.table_path(dataset, t))
 
 
 

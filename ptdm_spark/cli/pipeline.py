@@ -75,9 +75,9 @@ def _cmd_stage(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
             spark, cfg.lakehouse.table_path(dataset, "raw_images")):
         raise UsageError(f"unknown dataset {dataset!r}: nothing ingested under {cfg.lakehouse.root_uri}/{dataset} "
                          f"(run: ptdm ingest SOURCE --dataset {dataset})")
-    from ptdm_spark.protect.encryption import check_table_readable
+    from ptdm_spark.protect.encryption import check_dataset_readable
 
-    check_table_readable(spark, cfg.security.encryption, cfg.lakehouse.table_path(dataset, "raw_images"))
+    check_dataset_readable(spark, cfg.security.encryption, lambda t: cfg.lakehouse.table_path(dataset, t))
     steps = list(STAGES) if command == "run" else [command]
     inputs = stages.IngestInputs.prepare(spark, cfg.ingest, args.sources, args.labels) if "ingest" in steps else None
     check_writable(spark, cfg.lakehouse.table_path(dataset, "_staging"))  # the last check; then writes

@@ -258,6 +258,8 @@ def _cmd_audit(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
     folder = shares.dataset_table_uri(cfg.lakehouse.root, args.dataset, "")
     if "://" not in folder and not os.path.isdir(folder):
         raise UsageError(f"no dataset {args.dataset!r} under {cfg.lakehouse.root}")
-    events = audit.timeline(cfg.lakehouse.root, args.dataset, since)
+    from ptdm_spark.protect import encryption
+
+    events = audit.timeline(cfg.lakehouse.root, args.dataset, since, encryption.check(cfg.security.encryption))
     base.print_rows(("time", "kind", "who", "what", "detail"), events, args.format)
     return 0

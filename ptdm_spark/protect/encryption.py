@@ -149,8 +149,18 @@ def hadoop_properties(enc: EncryptionConfig) -> dict[str, str]:
 
 
 def spark_properties(enc: EncryptionConfig) -> dict[str, str]:
-    """The same, as Spark properties for a new JVM (``ptdm spark-conf``, the SQL endpoint)."""
-    return {f"spark.hadoop.{k}": v for k, v in hadoop_properties(enc).items()}
+    """The same, as Spark properties for a new JVM (``ptdm spark-conf``, the SQL endpoint), with
+    :data:`IO_ENCRYPTION`."""
+    props = {f"spark.hadoop.{k}": v for k, v in hadoop_properties(enc).items()}
+    return {**props, **IO_ENCRYPTION} if enc.enabled else props
+
+
+# Spark's own files on local disk — shuffle blocks, spills, cached and broadcast blocks under
+# spark.local.dir — hold the rows a job moves (raw_images.content when process repartitions,
+# images.image when curate joins): plaintext image bytes unless Spark encrypts them too (AES-CTR,
+# a fresh key per application, never stored). A JVM-wide setting: it takes effect only in a
+# session started with it.
+IO_ENCRYPTION = {"spark.io.encryption.enabled": "true"}
 
 
 def apply(spark: "SparkSession", enc: EncryptionConfig) -> None:
@@ -169,7 +179,8 @@ def apply(spark: "SparkSession", enc: EncryptionConfig) -> None:
 # --- errors ------------------------------------------------------------------------------------
 
 _NO_KEYS = "No keys available"
-_CRYPTO_MARKERS = ("ParquetCryptoRuntimeException", "KeyAccessDeniedException", "ptdm.crypto.")
+_PYARROW_NO_KEYS = "Could not read encrypted metadata"  # pyarrow (deltalake's readers) without keys
+_CRYPTO_MARKERS = ("ParquetCryptoRuntimeException", "KeyAccessDeniedException", "ptdm.crypto.", _PYARROW_NO_KEYS)
 
 
 def crypto_error(exc: BaseException) -> str | None:
@@ -181,7 +192,7 @@ def crypto_error(exc: BaseException) -> str | None:
         return None
     file = re.search(r"reading file (\S+?)\.?\s", text)
     where = f" ({file.group(1)})" if file else ""
-    if _NO_KEYS in text or "encrypted footer" in text:
+    if _NO_KEYS in text or "encrypted footer" in text or _PYARROW_NO_KEYS in text:
         return (f"a table is encrypted (Parquet modular encryption){where} and this session has no key for it: "
                 "set security.encryption.mode=parquet and security.encryption.key_file=PATH")
     if "ClassNotFoundException" in text and "ptdm.crypto" in text:
@@ -292,17 +303,41 @@ def plain_copy(source: Any, dest: Path, keys: Mapping[str, bytes]) -> int:
 
     pf = open_parquet(source, keys)
     part = dest.with_name(dest.name + ".part")
-    with pq.ParquetWriter(part, pf.schema_arrow) as w:
-        for g in range(pf.metadata.num_row_groups):
-            w.write_table(pf.read_row_group(g))
-    part.replace(dest)
+    try:
+        with pq.ParquetWriter(part, pf.schema_arrow) as w:
+            for g in range(pf.metadata.num_row_groups):
+                w.write_table(pf.read_row_group(g))
+        part.replace(dest)
+    finally:
+        part.unlink(missing_ok=True)  # a failed copy leaves no half-decrypted file
     return dest.stat().st_size
+
+
+# The tables a dataset command reads rows from first; their files tell whether the dataset is
+# encrypted at rest (encryption switched on later leaves older files plain, newer ones not).
+CHECKED_TABLES = ("raw_images", "images", "curated")
+
+
+def check_dataset_readable(spark: "SparkSession | None", enc: EncryptionConfig, table_path) -> None:
+    """:func:`check_table_readable` for each of :data:`CHECKED_TABLES` of a dataset
+    (``table_path``: table name -> its path, ``LakehouseConfig.table_path`` bound to the dataset)."""
+    for table in CHECKED_TABLES:
+        check_table_readable(spark, enc, table_path(table))
+
+
+def _oldest_and_newest(files: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The (mtime, path) pairs of the oldest and the newest file (one when they are the same)."""
+    if not files:
+        return []
+    return sorted({min(files), max(files)})
 
 
 def check_table_readable(spark: "SparkSession | None", enc: EncryptionConfig, table_path: str) -> None:
     """Stop with one line, before any Spark job, when encryption is off but the table's data
-    files are encrypted (one file's Parquet tail is looked at: ``PARE``). Local tables are read
-    directly (``spark`` may be None); others through the session's Hadoop filesystem.
+    files are encrypted. The Parquet tails (``PARE``) of its oldest and newest data files are
+    looked at — a table written partly before and partly after encryption was switched on (or
+    off) has one of each. Local tables are read directly (``spark`` may be None); others through
+    the session's Hadoop filesystem.
 
     Raises:
         UsageError: the table is encrypted and this command has no key for it.
@@ -314,28 +349,29 @@ def check_table_readable(spark: "SparkSession | None", enc: EncryptionConfig, ta
         table_path.startswith("file:") else None
     if local is not None:
         try:
-            first = next((e.path for e in os.scandir(local) if e.name.endswith(".parquet") and e.is_file()), None)
+            files = [(e.stat().st_mtime_ns, e.path) for e in os.scandir(local)
+                     if e.name.endswith(".parquet") and e.is_file() and e.stat().st_size >= 4]
         except OSError:
             return
-        if first is None:
-            return
-        with open(first, "rb") as f:
-            encrypted = is_encrypted(f)
+        for _, path in _oldest_and_newest(files):
+            with open(path, "rb") as f:
+                encrypted = encrypted or is_encrypted(f)
     elif spark is not None:
         from ptdm_spark.io import sources
 
         fs, path = sources.hadoop_fs(spark, table_path)
         if not fs.exists(path):
             return
-        first = next((st for st in fs.listStatus(path) if st.getPath().getName().endswith(".parquet")), None)
-        if first is None or first.getLen() < 4:
-            return
-        stream = fs.open(first.getPath())
-        try:
-            stream.seek(first.getLen() - 4)
-            encrypted = bytes(stream.read() for _ in range(4)) == b"PARE"
-        finally:
-            stream.close()
+        statuses = {st.getPath().toString(): st for st in fs.listStatus(path)
+                    if st.getPath().getName().endswith(".parquet") and st.getLen() >= 4}
+        for _, name in _oldest_and_newest([(st.getModificationTime(), n) for n, st in statuses.items()]):
+            st = statuses[name]
+            stream = fs.open(st.getPath())
+            try:
+                stream.seek(st.getLen() - 4)
+                encrypted = encrypted or bytes(stream.read() for _ in range(4)) == b"PARE"
+            finally:
+                stream.close()
     if encrypted:
         raise UsageError(f"{table_path} is encrypted (Parquet modular encryption) and this command has no key for it: "
                          "set security.encryption.mode=parquet and security.encryption.key_file=PATH")

@@ -38,14 +38,19 @@ def _dataset_tables(root: str, dataset: str) -> dict[str, str]:
     return out
 
 
-def timeline(root: str, dataset: str, since: dt.datetime | None = None) -> list[dict[str, Any]]:
+def timeline(root: str, dataset: str, since: dt.datetime | None = None,
+             keys: dict[str, bytes] | None = None) -> list[dict[str, Any]]:
+    """``keys``: the master keys of ``security.encryption`` (None when off): the ``runs`` rows are
+    read with them when the dataset is encrypted at rest (the commit history is the plaintext log)."""
     from deltalake import DeltaTable
+
+    from ptdm_spark.protect.encryption import read_delta
 
     events: list[dict[str, Any]] = []
     tables = _dataset_tables(root, dataset)
     if "runs" in tables:
-        for r in DeltaTable(tables["runs"]).to_pyarrow_table(
-                columns=["run_id", "job", "started_at", "finished_at", "status", "user", "host", "args"]).to_pylist():
+        for r in read_delta(tables["runs"], keys).select(
+                ["run_id", "job", "started_at", "finished_at", "status", "user", "host", "args"]).to_pylist():
             took = (f", {(r['finished_at'] - r['started_at']).total_seconds():.0f} s"
                     if r["finished_at"] and r["started_at"] else "")
             events.append({"time": r["started_at"], "kind": "run", "who": r["user"], "what": r["job"],

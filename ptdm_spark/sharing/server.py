@@ -232,6 +232,23 @@ def open_file(location: str):
     return _filesystems[key].open_input_file(parsed.path.lstrip("/"))
 
 
+PLAIN_PREFIX = "ptdm-share-plain-"
+
+
+def remove_stale_plain_dirs(tmp: str | None = None) -> list[Path]:
+    """Remove the decrypted-copy folders of share servers that no longer run (killed before their
+    shutdown could remove them; the folder's name carries the server's pid). Returns them."""
+    from ptdm_spark.session import pid_alive
+
+    gone = []
+    for d in Path(tmp or tempfile.gettempdir()).glob(PLAIN_PREFIX + "*"):
+        pid = d.name[len(PLAIN_PREFIX):].split("-", 1)[0]
+        if d.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            gone.append(d)
+    return gone
+
+
 class PlainFiles:
     """What the server hands out for a data file: the file itself, or, for a lakehouse encrypted
     at rest (``security.encryption``), its rows decrypted once with the server's key file into a
@@ -247,14 +264,33 @@ class PlainFiles:
         self._lock = threading.Lock()
 
     def get(self, location: str, size: int) -> tuple[str, int]:
-        """(what to open, its size) for the data file at ``location`` of ``size`` bytes."""
+        """(what to open, its size) for the data file at ``location`` of ``size`` bytes.
+
+        Raises:
+            ApiError: the file is encrypted at rest and the server has no key (recipients would
+                get ciphertext they cannot open).
+        """
         if self.keys is None:
-            return location, size
+            if location not in self._done:
+                from ptdm_spark.protect import encryption
+
+                f = open_file(location)
+                try:
+                    encrypted = encryption.is_encrypted(f)
+                finally:
+                    f.close()
+                if encrypted:
+                    raise ApiError(500, "INTERNAL_ERROR", "this table is encrypted at rest and the server has no key "
+                                                          "for it (start ptdm share serve with the dataset's "
+                                                          "security.encryption settings)")
+                self._done[location] = (location, size)
+            return self._done[location]
         with self._lock:
             if location in self._done:
                 return self._done[location]
             if self.dir is None:
-                self.dir = Path(tempfile.mkdtemp(prefix="ptdm-share-plain-"))
+                remove_stale_plain_dirs()
+                self.dir = Path(tempfile.mkdtemp(prefix=PLAIN_PREFIX + f"{os.getpid()}-"))
             lock = self._locks.setdefault(location, threading.Lock())
         with lock:
             if location not in self._done:

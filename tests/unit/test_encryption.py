@@ -100,11 +100,15 @@ def test_spark_conf_prints_the_settings_for_spark_sql(tmp_path):
     assert props["spark.hadoop.ptdm.encryption.key.file"] == str(p.resolve())
     assert props["spark.hadoop.ptdm.encryption.columns"] == "content,image"
     assert any(j.endswith("/ptdm-crypto.jar") for j in props["spark.jars"].split(",")), "scripts/setup.sh builds it"
-    assert not any("key" in k and v == p.read_text() for k, v in props.items())  # the path, never the keys
+    assert props["spark.io.encryption.enabled"] == "true"  # shuffle and spill files too
+    secrets = [line.split(": ", 1)[1] for line in p.read_text().splitlines()]
+    assert not any(s in v for s in secrets for v in props.values())  # the path, never the keys
     proc = run_cli("spark-conf", "--set", f"lakehouse.root={tmp_path / 'lh'}", "--set", "security.encryption.mode=parquet",
                    "--set", f"security.encryption.key_file={p}", timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "spark.hadoop.parquet.crypto.factory.class ptdm.crypto.DatasetCryptoFactory" in proc.stdout.splitlines()
+    assert "spark.io.encryption.enabled true" in proc.stdout.splitlines()
+    assert not any(s in proc.stdout + proc.stderr for s in secrets)
 
 
 def test_a_bad_key_file_stops_a_command_before_anything_is_written(tmp_path):
@@ -191,3 +195,109 @@ def test_a_command_without_the_key_stops_before_spark_reads_an_encrypted_table(t
     with pytest.raises(UsageError, match=r"raw_images is encrypted \(Parquet modular encryption\) and this command has no key"):
         encryption.check_table_readable(None, off, table.as_uri())
     encryption.check_table_readable(None, off, str(tmp_path / "missing"))  # no table yet: nothing to say
+
+
+def _encrypt_in_place(path, keys):
+    """Rewrite the Parquet file ``path`` encrypted: ``content`` under the key 'images' when both
+    are there, everything else (or everything) under 'footer'."""
+    import pyarrow.parquet as pq
+    import pyarrow.parquet.encryption as pe
+
+    data = pq.read_table(path)
+    how = ({"column_keys": {"images": ["content"]}} if "images" in keys and "content" in data.column_names
+           else {"uniform_encryption": True})
+    props = pe.CryptoFactory(encryption.kms_client(keys)).file_encryption_properties(
+        pe.KmsConnectionConfig(), pe.EncryptionConfiguration(footer_key="footer", **how))
+    with pq.ParquetWriter(path, data.schema, encryption_properties=props) as w:
+        w.write_table(data)
+
+
+def test_the_no_key_check_sees_a_table_encrypted_later_and_every_read_table(tmp_path):
+    """Encryption switched on after a table's first files: its oldest file is plain, its newest
+    not; and a dataset whose raw_images are plain but whose images are encrypted."""
+    import time
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    keys = {"footer": os.urandom(32)}
+    off = cfg_with(tmp_path).security.encryption
+    ds = tmp_path / "lh" / "d"
+    for table in ("raw_images", "images"):
+        (ds / table).mkdir(parents=True)
+        pq.write_table(pa.table({"image_id": ["a"]}), ds / table / "part-0.parquet")
+    time.sleep(0.02)
+    for name in ("part-1.parquet", "part-2.parquet"):  # newer files, written with the mode on
+        pq.write_table(pa.table({"image_id": ["b"]}), ds / "raw_images" / name)
+        _encrypt_in_place(ds / "raw_images" / name, keys)
+    os.utime(ds / "raw_images" / "part-0.parquet", ns=(1, 1))  # the plain one is the oldest
+    with pytest.raises(UsageError, match="raw_images is encrypted"):
+        encryption.check_table_readable(None, off, str(ds / "raw_images"))
+    # plain raw_images, encrypted images: the dataset check names images
+    for f in (ds / "raw_images").glob("part-[12].parquet"):
+        f.unlink()
+    _encrypt_in_place(ds / "images" / "part-0.parquet", keys)
+    encryption.check_table_readable(None, off, str(ds / "raw_images"))
+    with pytest.raises(UsageError, match=r"/d/images is encrypted"):
+        encryption.check_dataset_readable(None, off, lambda t: str(ds / t))
+
+
+def test_pyarrow_without_keys_is_the_same_one_line(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "f.parquet"
+    pq.write_table(pa.table({"image_id": ["a"]}), path)
+    _encrypt_in_place(path, {"footer": os.urandom(32)})
+    with pytest.raises(OSError) as err:
+        pq.read_table(path)
+    assert encryption.crypto_error(err.value) == (
+        "a table is encrypted (Parquet modular encryption) and this session has no key for it: "
+        "set security.encryption.mode=parquet and security.encryption.key_file=PATH")
+
+
+def test_a_failed_plain_copy_leaves_no_partial_file(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "f.parquet"
+    pq.write_table(pa.table({"image_id": ["a"], "content": [b"\x89PNG\r\n\x1a\n"]}), path)
+    footer = os.urandom(32)
+    _encrypt_in_place(path, {"footer": footer, "images": os.urandom(32)})
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(UsageError):  # the footer opens, the image column's key is another one
+        encryption.plain_copy(path, out / "plain.parquet", {"footer": footer, "images": os.urandom(32)})
+    assert list(out.iterdir()) == []
+
+
+def test_the_share_server_never_hands_out_ciphertext(tmp_path):
+    """Without the key the server refuses an encrypted file (a recipient could not open it); with
+    it, the file is served decrypted. Folders of servers that died are removed by the next."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ptdm_spark.sharing import server
+
+    keys = {"footer": os.urandom(32)}
+    plain, enc = tmp_path / "plain.parquet", tmp_path / "enc.parquet"
+    table = pa.table({"image_id": ["a"], "content": [b"\x89PNG\r\n\x1a\nrest"]})
+    pq.write_table(table, plain)
+    pq.write_table(table, enc)
+    _encrypt_in_place(enc, keys)
+    files = server.PlainFiles(None)
+    assert files.get(str(plain), plain.stat().st_size) == (str(plain), plain.stat().st_size)
+    with pytest.raises(server.ApiError, match="encrypted at rest and the server has no key"):
+        files.get(str(enc), enc.stat().st_size)
+    stale = tmp_path / f"{server.PLAIN_PREFIX}999999999-x"  # no such pid
+    stale.mkdir()
+    mine = tmp_path / f"{server.PLAIN_PREFIX}{os.getpid()}-x"
+    mine.mkdir()
+    assert server.remove_stale_plain_dirs(str(tmp_path)) == [stale]
+    assert mine.exists() and not stale.exists()
+    keyed = server.PlainFiles(keys)
+    try:
+        served, size = keyed.get(str(enc), enc.stat().st_size)
+        assert pq.read_table(served).equals(table) and size == os.path.getsize(served)
+    finally:
+        keyed.close()

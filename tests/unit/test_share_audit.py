@@ -75,3 +75,34 @@ def test_share_commands_and_audit_timeline(lh, tmp_path, capsys):
     assert _ptdm(lh, "share", "drop", "toy1") == 0
     assert shares.read(str(lh), "shares") == []
     assert _ptdm(lh, "audit", "--dataset", "nope") == 2
+
+
+def test_audit_of_an_encrypted_dataset_reads_runs_with_the_key(lh, tmp_path, capsys):
+    """The runs table encrypted at rest (its file rewritten with Parquet modular encryption): the
+    timeline reads it with the key file; without one, ``ptdm audit`` is one line and exit 2."""
+    import base64
+    import os
+
+    from tests.unit.test_encryption import _encrypt_in_place
+
+    keys = {"footer": os.urandom(32), "images": os.urandom(32)}
+    for f in (lh / "toy" / "runs").glob("*.parquet"):
+        _encrypt_in_place(f, {"footer": keys["footer"]})
+        # the log's size of the file, as Spark would have written it for the encrypted file
+        for commit in (lh / "toy" / "runs" / "_delta_log").glob("*.json"):
+            lines = [json.loads(x) for x in commit.read_text().splitlines()]
+            for a in lines:
+                if "add" in a and a["add"]["path"] == f.name:
+                    a["add"]["size"] = f.stat().st_size
+            commit.write_text("".join(json.dumps(a) + "\n" for a in lines))
+    key_file = tmp_path / "keys"
+    key_file.write_text("".join(f"{k}: {base64.b64encode(v).decode()}\n" for k, v in keys.items()))
+    on = ("--set", "security.encryption.mode=parquet", "--set", f"security.encryption.key_file={key_file}")
+    capsys.readouterr()
+    assert _ptdm(lh, "audit", "--dataset", "toy", "--format", "json", *on) == 0
+    runs = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"kind": "run"' in x]
+    assert sorted(r["what"] for r in runs) == ["ingest", "release"]
+    assert _ptdm(lh, "audit", "--dataset", "toy") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["ptdm audit: error: a table is encrypted (Parquet modular encryption) and this session has no key "
+                   "for it: set security.encryption.mode=parquet and security.encryption.key_file=PATH"]
