@@ -224,12 +224,16 @@ def unwrap_key(master: bytes, name: str, wrapped: str | bytes) -> bytes:
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    raw = base64.b64decode(wrapped)
     try:
+        raw = base64.b64decode(wrapped, validate=True)
+        if len(raw) < _NONCE + 16:  # a nonce and a GCM tag at least
+            raise ValueError("too short")
         return AESGCM(master).decrypt(raw[:_NONCE], raw[_NONCE:], name.encode())
     except InvalidTag:
         raise UsageError(f"master key {name!r} of the key file does not open this file's keys "
                          "(another key under the same name?)") from None
+    except (ValueError, binascii.Error):  # what the Java client answers with access denied
+        raise UsageError(f"the key wrapped under master key {name!r} in this file is damaged (not a wrapped key)") from None
 
 
 def kms_client(keys: Mapping[str, bytes]) -> type:

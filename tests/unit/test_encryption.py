@@ -301,3 +301,9 @@ def test_the_share_server_never_hands_out_ciphertext(tmp_path):
         assert pq.read_table(served).equals(table) and size == os.path.getsize(served)
     finally:
         keyed.close()
+
+
+@pytest.mark.parametrize("wrapped", ["!!!", "AAAA", base64.b64encode(b"x" * 20).decode()])
+def test_a_damaged_wrapped_key_is_one_line(wrapped):
+    with pytest.raises(UsageError, match="in this file is damaged"):
+        encryption.unwrap_key(os.urandom(32), "images", wrapped)
