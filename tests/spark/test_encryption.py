@@ -122,6 +122,30 @@ def test_encrypted_run_unreadable_without_keys_same_rows_with_them(tmp_path, spa
         assert sorted(ds.image_ids) == sorted(written)
         assert all(ds[i][0].startswith(PNG) for i in range(len(ds)))
 
+        # spark-sql, a JVM of its own, with the properties of `ptdm spark-conf` (the key file's
+        # path, the crypto classes, Spark's I/O encryption); its catalog in a folder of its own
+        # (the test session holds the shared one), the table by path.
+        import subprocess
+        import sys
+
+        import pyspark
+
+        from tests.conftest import ROOT, run_cli
+
+        props = run_cli("spark-conf", "--set", f"lakehouse.root={tmp_path / 'sql-lh'}", *on)
+        assert props.returncode == 0, props.stderr[-2000:]
+        assert "spark.io.encryption.enabled true" in props.stdout.splitlines()
+        (tmp_path / "spark.conf").write_text(props.stdout)
+        spark_sql = Path(sys.executable).parent / "spark-sql"
+        proc = subprocess.run(
+            [str(spark_sql), "--properties-file", str(tmp_path / "spark.conf"), "-S", "-e",
+             f"SELECT image_id, sha2(image, 256) FROM delta.`{root / 'curated'}` ORDER BY image_id"],
+            capture_output=True, text=True, timeout=300, cwd=ROOT,
+            env={**os.environ, "SPARK_HOME": os.path.dirname(pyspark.__file__)})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        rows = [ln.split("\t") for ln in proc.stdout.strip().splitlines()]
+        assert rows == sorted([r.image_id, hashlib.sha256(bytes(r.image)).hexdigest()] for r in curated)
+
         # Another key under the same names: a clear line, not the images.
         wrong = load_config(overrides=[f"lakehouse.root={cfg.lakehouse.root}", "security.encryption.mode=parquet",
                                        f"security.encryption.key_file={_keys(tmp_path / 'other-keys')}"])
