@@ -19,7 +19,7 @@ PTDM = [sys.executable, "-m", "ptdm_spark.cli"]
 
 
 def overrides_for(lakehouse: Path) -> list[str]:
-    return [
+    sets = [
         f"lakehouse.root={lakehouse}",
         "spark.shuffle_partitions=2",
         "spark.progress=false",
@@ -27,6 +27,9 @@ def overrides_for(lakehouse: Path) -> list[str]:
         "spark.conf.spark.ui.enabled=false",
         "spark.driver_memory=2g",
     ]
+    if os.environ.get("PTDM_HDFS_HTTP_PORT"):  # scripts/hdfs.sh moved to other ports (tests/cluster)
+        sets.append(f"landing.webhdfs_url=http://127.0.0.1:{os.environ['PTDM_HDFS_HTTP_PORT']}")
+    return sets
 
 
 @pytest.fixture(scope="session")
