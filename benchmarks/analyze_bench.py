@@ -15,24 +15,15 @@ from __future__ import annotations
 import argparse
 import re
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PTDM = [sys.executable, "-m", "ptdm_spark.cli"]
+from benchmarks.commands import ptdm
 
 
-def ptdm(*args: str) -> tuple[float, float, str]:
+def timed(*args: str) -> tuple[float, float, str]:
     """(wall seconds, the stage's own 'succeeded in' seconds, output) of one ``ptdm`` command."""
-    t = time.monotonic()
-    proc = subprocess.run([*PTDM, *args], capture_output=True, text=True, cwd=ROOT)
-    wall = time.monotonic() - t
-    out = proc.stdout + proc.stderr
-    if proc.returncode:
-        sys.exit(f"ptdm {args[0]} failed ({proc.returncode}):\n{out[-3000:]}")
+    wall, out = ptdm(*args)
     m = re.search(r"\] succeeded in ([0-9.]+)s", out)
     return wall, float(m.group(1)) if m else float("nan"), out
 
@@ -50,12 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     ds = ["--dataset", "bench"]
     times: dict[str, tuple[float, float]] = {}
     for stage, extra in (("ingest", [args.source]), ("process", []), ("dedupe", []), ("curate", [])):
-        wall, own, _ = ptdm(stage, *extra, *ds, *sets)
+        wall, own, _ = timed(stage, *extra, *ds, *sets)
         times[stage] = (wall, own)
         print(f"{stage:8s} wall {wall:6.1f} s   stage {own:6.1f} s", flush=True)
     walls, owns = [], []
     for i in range(args.repeat):
-        wall, own, out = ptdm("analyze", *ds, *sets)
+        wall, own, out = timed("analyze", *ds, *sets)
         walls.append(wall)
         owns.append(own)
         print(f"analyze  wall {wall:6.1f} s   stage {own:6.1f} s   (run {i + 1})", flush=True)

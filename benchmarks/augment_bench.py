@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     step = re.search(r"\[augment\] made and wrote .*?\(([\d.]+)s", log)
     step_s = float(step.group(1)) if step else float("nan")
     res = {
-        "images": a.n if a.lakehouse is None else None, "train_images": len(images), "copies_per_image": a.copies, "recipe": recipe.name,
+        "images": a.n if a.lakehouse is None else None, "train_images": len(images), "copies_per_image": a.copies,
+        "recipe": recipe.name,
         "baseline_copies": base["copies"], "baseline_seconds": round(base["seconds"], 2),
         "baseline_per_s": round(base["copies"] / base["seconds"], 1),
         "ptdm_copies": made, "ptdm_command_seconds": round(took, 2), "ptdm_command_per_s": round(made / took, 1),

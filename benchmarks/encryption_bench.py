@@ -22,20 +22,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PTDM = [sys.executable, "-m", "ptdm_spark.cli"]
-
-
-def ptdm(*args: str) -> tuple[float, str]:
-    t = time.monotonic()
-    proc = subprocess.run([*PTDM, *args], capture_output=True, text=True, cwd=ROOT)
-    out = proc.stdout + proc.stderr
-    if proc.returncode:
-        sys.exit(f"ptdm {args[0]} failed ({proc.returncode}):\n{out[-3000:]}")
-    return time.monotonic() - t, out
+from benchmarks.commands import ROOT, ptdm
 
 
 def seconds(pattern: str, out: str) -> float:

@@ -14,25 +14,11 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PTDM = [sys.executable, "-m", "ptdm_spark.cli"]
-
-
-def ptdm(*args: str, ok: tuple[int, ...] = (0,)) -> tuple[float, str]:
-    """(wall seconds, output) of one ``ptdm`` command, a new process as a user would run it."""
-    t = time.monotonic()
-    proc = subprocess.run([*PTDM, *args], capture_output=True, text=True, cwd=ROOT)
-    wall = time.monotonic() - t
-    out = proc.stdout + proc.stderr
-    if proc.returncode not in ok:
-        sys.exit(f"ptdm {args[0]} failed ({proc.returncode}):\n{out[-3000:]}")
-    return wall, out
+from benchmarks.commands import ptdm
 
 
 def main(argv: list[str] | None = None) -> int:
