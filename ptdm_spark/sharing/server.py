@@ -249,6 +249,17 @@ def remove_stale_plain_dirs(tmp: str | None = None) -> list[Path]:
     return gone
 
 
+def _encrypted(location: str) -> bool:
+    """Whether the Parquet file at ``location`` is encrypted at rest (its tail reads ``PARE``)."""
+    from ptdm_spark.protect import encryption
+
+    f = open_file(location)
+    try:
+        return encryption.is_encrypted(f)
+    finally:
+        f.close()
+
+
 class PlainFiles:
     """What the server hands out for a data file: the file itself, or, for a lakehouse encrypted
     at rest (``security.encryption``), its rows decrypted once with the server's key file into a
@@ -272,14 +283,7 @@ class PlainFiles:
         """
         if self.keys is None:
             if location not in self._done:
-                from ptdm_spark.protect import encryption
-
-                f = open_file(location)
-                try:
-                    encrypted = encryption.is_encrypted(f)
-                finally:
-                    f.close()
-                if encrypted:
+                if _encrypted(location):
                     raise ApiError(500, "INTERNAL_ERROR", "this table is encrypted at rest and the server has no key "
                                                           "for it (start ptdm share serve with the dataset's "
                                                           "security.encryption settings)")
@@ -296,16 +300,15 @@ class PlainFiles:
             if location not in self._done:
                 from ptdm_spark.protect import encryption
 
-                f = open_file(location)
-                try:
-                    if not encryption.is_encrypted(f):  # written before encryption was on
-                        result = (location, size)
-                    else:
-                        f.seek(0)
+                if not _encrypted(location):  # written before encryption was on
+                    result = (location, size)
+                else:
+                    f = open_file(location)
+                    try:
                         dest = self.dir / (hashlib.sha256(location.encode()).hexdigest()[:32] + ".parquet")
                         result = (str(dest), encryption.plain_copy(f, dest, self.keys))
-                finally:
-                    f.close()
+                    finally:
+                        f.close()
                 with self._lock:
                     self._done[location] = result
         return self._done[location]
