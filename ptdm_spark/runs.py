@@ -77,9 +77,8 @@ class Run:
         the jobs of one ``ptdm run`` look once)."""
         path = self.table_path("runs")
         if path not in _LOOKED_FOR_STALE and delta.is_delta_table(spark, path):
-            stale = (spark.read.format("delta").load(path).filter("status = 'running'")
-                     .select("run_id", "host", "pid").collect())
-            dead = [r.run_id for r in stale if r.host == _host() and r.pid is not None and not pid_alive(r.pid)]
+            dead = [r for r, host, pid in self._running(spark, path)
+                    if host == _host() and pid is not None and not pid_alive(pid)]
             if dead:
                 from delta.tables import DeltaTable
                 from pyspark.sql import functions as F
@@ -91,6 +90,27 @@ class Run:
         with delta.commit_metadata(spark, self.commit_meta):
             delta.append(spark, self._row(spark, "running", None), path)
         delta.register(spark, self.dataset, "runs", path)
+
+    def _running(self, spark: "SparkSession", path: str) -> list[tuple[str, str, int | None]]:
+        """(run_id, host, pid) of the rows of ``runs`` still ``running``. A local, unencrypted
+        lakehouse is read with deltalake (the log and one column filter in Rust, no Spark job:
+        this runs at the start of every command, on a cold JVM); otherwise, or when deltalake
+        cannot read the table, with Spark."""
+        if self.config.lakehouse.is_local and self.config.security.encryption.mode == "none":
+            try:
+                import pyarrow.compute as pc
+                from deltalake import DeltaTable
+
+                from ptdm_spark.io.listing import local_path
+
+                rows = (DeltaTable(local_path(path) if path.startswith("file:") else path).to_pyarrow_dataset()
+                        .to_table(columns=["run_id", "host", "pid"], filter=pc.field("status") == "running")
+                        .to_pylist())
+                return [(r["run_id"], r["host"], r["pid"]) for r in rows]
+            except Exception:  # a table feature deltalake does not read: Spark reads everything
+                pass
+        return [(r.run_id, r.host, r.pid) for r in spark.read.format("delta").load(path)
+                .filter("status = 'running'").select("run_id", "host", "pid").collect()]
 
     def record(self, spark: "SparkSession", status: str) -> None:
         """This run's final row in ``<dataset>/runs``, replacing its ``running`` row in one commit."""
