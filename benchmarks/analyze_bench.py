@@ -34,10 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--conf", default="fashion-mnist", help="dataset config for ingest (default: fashion-mnist)")
     ap.add_argument("--repeat", type=int, default=2, help="analyze runs (median reported)")
     ap.add_argument("--work", help="folder for the lakehouse (default: a temporary one)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config setting for every command (repeatable), e.g. spark.conf.X=Y")
     args = ap.parse_args(argv)
     work = Path(args.work or tempfile.mkdtemp(prefix="analyze-bench-"))
     sets = ["--set", f"lakehouse.root={work / 'lakehouse'}", "--set", "spark.log_level=ERROR",
             "--set", "spark.progress=off", "--conf", args.conf]
+    for kv in args.set:
+        sets += ["--set", kv]
     ds = ["--dataset", "bench"]
     times: dict[str, tuple[float, float]] = {}
     for stage, extra in (("ingest", [args.source]), ("process", []), ("dedupe", []), ("curate", [])):

@@ -9,6 +9,8 @@ number of thumbnails made on the executors.
 from __future__ import annotations
 
 import datetime as dt
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,93 +59,116 @@ def curated_version(spark: "SparkSession", cfg: Config, dataset: str, version: i
 
 
 def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int) -> Analysis:
+    """Measure ``curated`` at ``version``. The work after the one cached read is some twenty small
+    Spark jobs that depend on few others (the funnel's counts, the scoped aggregates,
+    correlations, outliers, the scorecard's inputs, galleries, histograms): they are submitted
+    from a few driver threads at once, so that one query's planning overlaps another's tasks."""
     from pyspark.sql import functions as F
 
     a = cfg.analysis
     clock = Clock("analyze")
-    curated = spark.read.format("delta").option("versionAsOf", version).load(run.table_path("curated"))
-    run.input_versions["curated"] = version
-    images = read_table(spark, run, "images")
-    raw = read_table(spark, run, "raw_images")
-    # Everything but the bytes, cached once: the aggregates below read these, not the Delta tables
-    # again. The bytes are read once for the channel sums (inside the analysed frame) and then
-    # only for the few thumbnails.
-    images_m = images.drop("image", "colour_thumb").cache()
-    raw_m = raw.drop("content").cache()
-    rejects = read_table(spark, run, "rejects", schemas.REJECTS).drop("content").cache()
-    dups = read_table(spark, run, "duplicates", schemas.DUPLICATES).cache()
-    conflicts = read_table(spark, run, "label_conflicts", schemas.LABEL_CONFLICTS)
-    leakage = read_table(spark, run, "leakage", schemas.LEAKAGE)
-    df = s_mod.analysed(curated, images_m, raw_m).cache()
-    n_curated = df.count()
-    clock.lap(f"read {n_curated} curated image(s) and their pixel sums (one decode each)")
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="analyze") as pool:
+        curated = spark.read.format("delta").option("versionAsOf", version).load(run.table_path("curated"))
+        run.input_versions["curated"] = version
+        images = read_table(spark, run, "images")
+        raw = read_table(spark, run, "raw_images")
+        # Everything but the bytes, cached once: the aggregates below read these, not the Delta
+        # tables again. The bytes are read once for the channel sums (inside the analysed frame)
+        # and then only for the few thumbnails.
+        images_m = images.drop("image", "colour_thumb").cache()
+        raw_m = raw.drop("content").cache()
+        rejects = read_table(spark, run, "rejects", schemas.REJECTS).drop("content").cache()
+        dups = read_table(spark, run, "duplicates", schemas.DUPLICATES).cache()
+        conflicts = read_table(spark, run, "label_conflicts", schemas.LABEL_CONFLICTS)
+        leakage = read_table(spark, run, "leakage", schemas.LEAKAGE)
+        df = s_mod.analysed(curated, images_m, raw_m).cache()
+        n_curated = df.count()
+        clock.lap(f"read {n_curated} curated image(s) and their pixel sums (one decode each)")
 
-    # The funnel: source objects -> raw -> images -> curated, rejects by stage and reason.
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    cut = now - dt.timedelta(days=a.freshness_days)
-    r = raw_m.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("image_id").alias("ids"),
-                  F.count("source_modified_at").alias("dated"),
-                  F.sum((F.col("source_modified_at") >= F.lit(cut)).cast("long")).alias("fresh"),
-                  F.max("ingested_at").alias("last"), F.min("source_modified_at").alias("oldest")).first()
-    by_reason = rejects.groupBy("stage", "reason").count().collect()
-    reject_counts = {f"{x['stage']}:{x['reason']}": int(x["count"]) for x in by_reason}
-    reasons: dict[str, int] = {}
-    for x in by_reason:
-        reasons[x["reason"]] = reasons.get(x["reason"], 0) + int(x["count"])
-    ingest_rejects = sum(int(x["count"]) for x in by_reason if x["stage"] == "ingest")
-    objects = int(r["rows"]) + ingest_rejects
-    im = images_m.agg(F.count(F.lit(1)).alias("n"),
-                      F.collect_set(F.coalesce("label", F.lit("(none)"))).alias("labels"),
-                      F.sum((F.size("labels") > 1).cast("long")).alias("multi"),
-                      F.sum((F.col("decoder_warnings").isNotNull() & (F.col("decoder_warnings") != ""))
-                            .cast("long")).alias("warned")).first()
-    n_images = int(im["n"])
-    flag_counts = {x["flag"]: int(x["count"]) for x in
-                   images_m.select(F.explode("flags").alias("flag")).groupBy("flag").count().collect()}
-    funnel = {"source objects": objects, "raw_images": int(r["rows"]), "distinct raw ids": int(r["ids"]),
-              "images": n_images, "curated": n_curated}
-    counts = {"curated": n_curated, "images": n_images, "duplicates": dups.count(), "source_objects": objects,
-              "rejected_objects": sum(reasons.values())}
+        took: dict[str, float] = {}
 
-    aggregates = s_mod.scoped_aggregates(df)
-    stats_rows = s_mod.stats_rows(aggregates, counts, reasons, flag_counts)
-    clock.lap(f"stats of {n_curated} curated image(s), with exact channel means and stds over every pixel")
-    corr_rows = s_mod.correlations(df)
-    outl = o_mod.outliers(df, a.outlier_scores, a.outlier_threshold)
-    if outl is None:
-        outl = spark.createDataFrame([], schemas.OUTLIERS).drop("curated_version", "run_id")
-    outl = outl.cache()
-    o = outl.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("image_id").alias("ids")).first()
-    top_outliers = [x.asDict() for x in outl.orderBy(F.desc(F.abs("robust_z")), "image_id").limit(
-        max(a.gallery.per_section, 1)).collect()]
-    clock.lap("correlations and outliers")
+        def timed(name: str, fn, *args):
+            def go():
+                t = time.monotonic()
+                try:
+                    return fn(*args)
+                finally:
+                    took[name] = time.monotonic() - t
+            return pool.submit(go)
 
-    measured, details = measure(spark, cfg, df, images_m, raw_m, rejects, conflicts, leakage, counts,
-                                {"rows": o["rows"], "ids": o["ids"]}, r, im, aggregates)
-    card = sc_mod.compute(measured, details)
-    clock.lap("scorecard")
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        cut = now - dt.timedelta(days=a.freshness_days)
+        f_raw = timed("funnel", lambda: raw_m.agg(
+            F.count(F.lit(1)).alias("rows"), F.countDistinct("image_id").alias("ids"),
+            F.count("source_modified_at").alias("dated"),
+            F.sum((F.col("source_modified_at") >= F.lit(cut)).cast("long")).alias("fresh"),
+            F.max("ingested_at").alias("last"), F.min("source_modified_at").alias("oldest")).first())
+        f_reasons = timed("rejects", lambda: rejects.groupBy("stage", "reason").count().collect())
+        f_im = timed("images", lambda: images_m.agg(
+            F.count(F.lit(1)).alias("n"), F.collect_set(F.coalesce("label", F.lit("(none)"))).alias("labels"),
+            F.sum((F.size("labels") > 1).cast("long")).alias("multi"),
+            F.sum((F.col("decoder_warnings").isNotNull() & (F.col("decoder_warnings") != "")).cast("long"))
+            .alias("warned")).first())
+        f_flags = timed("flags", lambda: {x["flag"]: int(x["count"]) for x in images_m.select(
+            F.explode("flags").alias("flag")).groupBy("flag").count().collect()})
+        f_dups = timed("duplicates", dups.count)
+        f_aggs = timed("stats", s_mod.scoped_aggregates, df)
+        f_corr = timed("correlations", s_mod.correlations, df)
 
-    galleries = gallery_rows(spark, cfg, run, images, raw, rejects, dups, conflicts, images_m, top_outliers)
-    clock.lap(f"{sum(len(v) for v in galleries.values())} thumbnail(s) made on the executors")
-    hist = histograms(df, {x["key"]: x for x in aggregates if x["scope"] == "dataset"}.get("all", {}))
-    # The four tables, each one commit, written at once (four small Delta transactions that
-    # share nothing but the session).
-    sc_rows = [(d.dimension, d.score, d.inputs, d.formula, d.detail) for d in card]
-    writes = {
-        "stats": spark.createDataFrame(stats_rows, s_mod.STATS_COLUMNS),
-        "correlations": spark.createDataFrame(corr_rows, "method string, a string, b string, value double"),
-        "outliers": outl,
-        "scorecard": spark.createDataFrame(sc_rows, "dimension string, score double, inputs map<string,double>, "
-                                                    "formula string, detail string"),
-    }
-    schema_of = {"stats": schemas.STATS, "correlations": schemas.CORRELATIONS, "outliers": schemas.OUTLIERS,
-                 "scorecard": schemas.SCORECARD}
-    from concurrent.futures import ThreadPoolExecutor
+        def find_outliers():
+            found = o_mod.outliers(df, a.outlier_scores, a.outlier_threshold)
+            if found is None:
+                found = spark.createDataFrame([], schemas.OUTLIERS).drop("curated_version", "run_id")
+            found = found.cache()
+            o = found.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("image_id").alias("ids")).first()
+            top = [x.asDict() for x in found.orderBy(F.desc(F.abs("robust_z")), "image_id").limit(
+                max(a.gallery.per_section, 1)).collect()]
+            return found, {"rows": o["rows"], "ids": o["ids"]}, top
 
-    with ThreadPoolExecutor(len(writes)) as pool:
+        f_outl = timed("outliers", find_outliers)
+        f_hist = timed("histograms", lambda: histograms(
+            df, {x["key"]: x for x in f_aggs.result() if x["scope"] == "dataset"}.get("all", {})))
+        f_gal = timed("thumbnails", lambda: gallery_rows(spark, cfg, run, images, raw, rejects, dups, conflicts,
+                                                         images_m, f_outl.result()[2]))
+
+        # The funnel: source objects -> raw -> images -> curated, rejects by stage and reason.
+        r, by_reason, im = f_raw.result(), f_reasons.result(), f_im.result()
+        reject_counts = {f"{x['stage']}:{x['reason']}": int(x["count"]) for x in by_reason}
+        reasons: dict[str, int] = {}
+        for x in by_reason:
+            reasons[x["reason"]] = reasons.get(x["reason"], 0) + int(x["count"])
+        ingest_rejects = sum(int(x["count"]) for x in by_reason if x["stage"] == "ingest")
+        objects = int(r["rows"]) + ingest_rejects
+        n_images = int(im["n"])
+        funnel = {"source objects": objects, "raw_images": int(r["rows"]), "distinct raw ids": int(r["ids"]),
+                  "images": n_images, "curated": n_curated}
+        counts = {"curated": n_curated, "images": n_images, "duplicates": f_dups.result(),
+                  "source_objects": objects, "rejected_objects": sum(reasons.values())}
+        aggregates = f_aggs.result()
+        stats_rows = s_mod.stats_rows(aggregates, counts, reasons, f_flags.result())
+        outl, o_counts, top_outliers = f_outl.result()
+        measured, details = measure(spark, cfg, df, images_m, raw_m, rejects, conflicts, leakage, counts,
+                                    o_counts, r, im, aggregates, pool)
+        card = sc_mod.compute(measured, details)
+        corr_rows, galleries, hist = f_corr.result(), f_gal.result(), f_hist.result()
+        clock.lap(f"stats, correlations, outliers, scorecard, {sum(len(v) for v in galleries.values())} "
+                  "thumbnail(s) and histograms, measured at once ("
+                  + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(took.items(), key=lambda kv: -kv[1])) + ")")
+        # The four tables, each one commit, written at once (four small Delta transactions that
+        # share nothing but the session).
+        sc_rows = [(d.dimension, d.score, d.inputs, d.formula, d.detail) for d in card]
+        writes = {
+            "stats": spark.createDataFrame(stats_rows, s_mod.STATS_COLUMNS),
+            "correlations": spark.createDataFrame(corr_rows, "method string, a string, b string, value double"),
+            "outliers": outl,
+            "scorecard": spark.createDataFrame(sc_rows, "dimension string, score double, inputs map<string,double>, "
+                                                        "formula string, detail string"),
+        }
+        schema_of = {"stats": schemas.STATS, "correlations": schemas.CORRELATIONS, "outliers": schemas.OUTLIERS,
+                     "scorecard": schemas.SCORECARD}
         for f in [pool.submit(_write, spark, run, t, w, version, schema_of[t]) for t, w in writes.items()]:
             f.result()
-    clock.lap("wrote stats, correlations, outliers and scorecard")
+        clock.lap("wrote stats, correlations, outliers and scorecard")
     q = cfg.process.quality
     thresholds = {"blur": [("blur_min", q.blur_min)], "brightness": [("dark_max", q.dark_max), ("bright_min", q.bright_min)],
                   "contrast": [("contrast_min", q.contrast_min), ("near_constant_max", q.near_constant_max)],
@@ -170,7 +195,7 @@ def _write(spark: "SparkSession", run: Run, table: str, df: "DataFrame", version
 
 
 def measure(spark, cfg: Config, df, images, raw, rejects, conflicts, leakage, counts: dict[str, int],
-            outliers: dict[str, int], raw_agg, images_agg, aggregates: list[dict]
+            outliers: dict[str, int], raw_agg, images_agg, aggregates: list[dict], pool=None
             ) -> tuple[dict[str, float], dict[str, str]]:
     """The scorecard's inputs, each an aggregate over the tables (see :mod:`scorecard`); ``images``
     and ``raw`` without their bytes; ``counts``, ``outliers`` (rows, ids), ``raw_agg`` (dated,
@@ -182,31 +207,45 @@ def measure(spark, cfg: Config, df, images, raw, rejects, conflicts, leakage, co
     m: dict[str, float] = {"curated": n_curated, "images": counts["images"], "source_objects": counts["source_objects"],
                            "rejected_objects": counts["rejected_objects"]}
     ids = df.select("image_id")
-    # Every member of a label-conflict component (the non-kept ones are duplicates, never curated).
-    m["conflict_images"] = conflicts.select(F.explode("image_ids").alias("image_id")).join(
-        images.select("image_id"), "image_id", "left_semi").distinct().count()
-    m["outlier_rows"], m["outlier_images"] = outliers["rows"], outliers["ids"]
-    # completeness: objects that became usable, labelled images; empty label x split cells
     usable = images.filter(F.col("label").isNotNull()).select("image_id")
-    m["usable_objects"] = raw.join(usable, "image_id", "left_semi").count()
+    src = raw.select("image_id", s_mod.source_of(F.col("source_uri")).alias("source"))
+    rej = rejects.select(s_mod.source_of(F.col("source_uri")).alias("source"), F.lit(1).alias("rej"))
+    queries = {
+        # accuracy: every member of a label-conflict component (the non-kept ones are duplicates,
+        # never curated)
+        "conflict_images": lambda: conflicts.select(F.explode("image_ids").alias("image_id")).join(
+            images.select("image_id"), "image_id", "left_semi").distinct().count(),
+        # completeness: objects that became usable, labelled images
+        "usable_objects": lambda: raw.join(usable, "image_id", "left_semi").count(),
+        # consistency
+        "leaking": lambda: leakage.join(ids, "image_id", "left_semi").count(),
+        "shape": lambda: df.groupBy("width", "height", "channels").count().orderBy(F.desc("count")).first(),
+        # reliability: the worst sources
+        "per_source": lambda: (src.select("source", F.lit(0).alias("rej")).unionByName(rej).groupBy("source")
+                               .agg(F.count(F.lit(1)).alias("n"), F.sum("rej").alias("rej"))
+                               .withColumn("rate", F.col("rej") / F.col("n")).filter("rej > 0")
+                               .orderBy(F.desc("rate"), F.desc("rej")).limit(5).collect()),
+    }
+    if pool is None:  # one after the other
+        got = {k: q() for k, q in queries.items()}
+    else:  # independent small jobs: submitted at once
+        futures = {k: pool.submit(q) for k, q in queries.items()}
+        got = {k: f.result() for k, f in futures.items()}
+    m["conflict_images"] = got["conflict_images"]
+    m["outlier_rows"], m["outlier_images"] = outliers["rows"], outliers["ids"]
+    m["usable_objects"] = got["usable_objects"]
+    # completeness: empty label x split cells
     labels = sorted(images_agg["labels"] or [])
     held = {x["key"] for x in aggregates if x["scope"] == "split"}
     filled = {x["key"] for x in aggregates if x["scope"] == "label_split"}
     splits, empty = sc_mod.cells(labels, held, filled, cfg.curate.splits, cfg.curate.source_splits)
     m["cells"], m["empty_cells"] = len(labels) * len(splits), len(empty)
-    # consistency
-    m["leaking"] = leakage.join(ids, "image_id", "left_semi").count()
+    m["leaking"] = got["leaking"]
     m["multi_label_images"] = float(images_agg["multi"] or 0)
-    shape = df.groupBy("width", "height", "channels").count().orderBy(F.desc("count")).first()
+    shape = got["shape"]
     m["modal_shape_share"] = (shape["count"] / n_curated) if shape and n_curated else 0.0
-    # reliability
     m["decoder_warning_images"] = float(images_agg["warned"] or 0)
-    src = raw.select("image_id", s_mod.source_of(F.col("source_uri")).alias("source"))
-    rej = rejects.select(s_mod.source_of(F.col("source_uri")).alias("source"), F.lit(1).alias("rej"))
-    per_source = (src.select("source", F.lit(0).alias("rej")).unionByName(rej).groupBy("source")
-                  .agg(F.count(F.lit(1)).alias("n"), F.sum("rej").alias("rej"))
-                  .withColumn("rate", F.col("rej") / F.col("n")).filter("rej > 0")
-                  .orderBy(F.desc("rate"), F.desc("rej")).limit(5).collect())
+    per_source = got["per_source"]
     # timeliness
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     window = cfg.analysis.freshness_days
