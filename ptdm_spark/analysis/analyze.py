@@ -87,11 +87,13 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int) -> Analy
 
         took: dict[str, float] = {}
 
-        def timed(name: str, fn, *args):
+        def timed(name: str, fn, *after):
+            """``fn(results of the futures after)`` in the pool; its own time (not the wait) in ``took``."""
             def go():
+                got = [f.result() for f in after]
                 t = time.monotonic()
                 try:
-                    return fn(*args)
+                    return fn(*got)
                 finally:
                     took[name] = time.monotonic() - t
             return pool.submit(go)
@@ -112,8 +114,8 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int) -> Analy
         f_flags = timed("flags", lambda: {x["flag"]: int(x["count"]) for x in images_m.select(
             F.explode("flags").alias("flag")).groupBy("flag").count().collect()})
         f_dups = timed("duplicates", dups.count)
-        f_aggs = timed("stats", s_mod.scoped_aggregates, df)
-        f_corr = timed("correlations", s_mod.correlations, df)
+        f_aggs = timed("stats", lambda: s_mod.scoped_aggregates(df))
+        f_corr = timed("correlations", lambda: s_mod.correlations(df))
 
         def find_outliers():
             found = o_mod.outliers(df, a.outlier_scores, a.outlier_threshold)
@@ -126,10 +128,10 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int) -> Analy
             return found, {"rows": o["rows"], "ids": o["ids"]}, top
 
         f_outl = timed("outliers", find_outliers)
-        f_hist = timed("histograms", lambda: histograms(
-            df, {x["key"]: x for x in f_aggs.result() if x["scope"] == "dataset"}.get("all", {})))
-        f_gal = timed("thumbnails", lambda: gallery_rows(spark, cfg, run, images, raw, rejects, dups, conflicts,
-                                                         images_m, f_outl.result()[2]))
+        f_hist = timed("histograms", lambda aggs: histograms(
+            df, {x["key"]: x for x in aggs if x["scope"] == "dataset"}.get("all", {})), f_aggs)
+        f_gal = timed("thumbnails", lambda found: gallery_rows(spark, cfg, run, images, raw, rejects, dups, conflicts,
+                                                               images_m, found[2]), f_outl)
 
         # The funnel: source objects -> raw -> images -> curated, rejects by stage and reason.
         r, by_reason, im = f_raw.result(), f_reasons.result(), f_im.result()
@@ -147,8 +149,10 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int) -> Analy
         aggregates = f_aggs.result()
         stats_rows = s_mod.stats_rows(aggregates, counts, reasons, f_flags.result())
         outl, o_counts, top_outliers = f_outl.result()
+        t = time.monotonic()
         measured, details = measure(spark, cfg, df, images_m, raw_m, rejects, conflicts, leakage, counts,
                                     o_counts, r, im, aggregates, pool)
+        took["scorecard"] = time.monotonic() - t
         card = sc_mod.compute(measured, details)
         corr_rows, galleries, hist = f_corr.result(), f_gal.result(), f_hist.result()
         clock.lap(f"stats, correlations, outliers, scorecard, {sum(len(v) for v in galleries.values())} "
