@@ -24,8 +24,8 @@ from benchmarks.harness import pipeline
 STAGES = ("ingest", "process", "dedupe", "curate")
 
 
-def runs(cluster: str | None) -> list[tuple[str, list[str]]]:
-    out = [("local[1]", ["spark.master=local[1]"]), ("local[2]", ["spark.master=local[2]"])]
+def runs(cluster: str | None, local: bool = True) -> list[tuple[str, list[str]]]:
+    out = [("local[1]", ["spark.master=local[1]"]), ("local[2]", ["spark.master=local[2]"])] if local else []
     if cluster:
         out += [("cluster, 1 executor core", [f"spark.master={cluster}", "spark.conf.spark.cores.max=1"]),
                 ("cluster, 2 executor cores", [f"spark.master={cluster}", "spark.conf.spark.cores.max=2"])]
@@ -36,10 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", type=Path)
     ap.add_argument("--cluster", help="a standalone master URL: also run there with 1 and 2 executor cores")
+    ap.add_argument("--skip-local", action="store_true", help="with --cluster: the cluster runs only")
     ap.add_argument("--set", action="append", default=[], help="passed to every ptdm run")
     a = ap.parse_args(argv)
     rows = []
-    for name, sets in runs(a.cluster):
+    for name, sets in runs(a.cluster, not a.skip_local):
         work = Path(tempfile.mkdtemp(prefix="ptdm-scaling-"))
         try:
             extra = [x for s in [*sets, *a.set] for x in ("--set", s)]
