@@ -97,3 +97,43 @@ def test_catalog_is_shared_between_processes_and_spark_sql(tmp_path):
                           capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1].split() == ["3", "62"]
+
+
+def test_stale_running_rows_are_read_without_a_spark_job_and_marked_abandoned(spark, cfg):
+    """Every command starts by marking ``running`` rows of dead processes ``abandoned``. On a local
+    lakehouse the check reads ``runs`` with deltalake: the rows the test wrote come back, no Spark
+    job runs for it, and the next run marks exactly the dead process's row."""
+    import socket
+
+    from pyspark.sql import functions as F
+
+    from ptdm_spark import runs
+    from ptdm_spark.io import delta
+    from ptdm_spark.runs import Run
+
+    alive = Run(job="process", dataset="stale_check", config=cfg)
+    alive.begin(spark)  # this process: alive
+    gone = Run(job="dedupe", dataset="stale_check", config=cfg)
+    finished = subprocess.run(["true"])  # a process that has exited: its pid names nobody now
+    dead_pid = int(subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout)
+    assert finished.returncode == 0
+    path = alive.table_path("runs")
+    with delta.commit_metadata(spark, gone.commit_meta):
+        row = gone._row(spark, "running", None)
+        delta.append(spark, row.withColumn("pid", F.lit(dead_pid).cast(row.schema["pid"].dataType)), path)
+
+    sc = spark.sparkContext
+    sc.setJobGroup("stale-check", "the stale-run check")
+    try:
+        got = sorted(Run(job="curate", dataset="stale_check", config=cfg)._running(spark, path))
+        jobs = list(sc.statusTracker().getJobIdsForGroup("stale-check"))
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    host = socket.gethostname()
+    assert got == sorted([(alive.run_id, host, os.getpid()), (gone.run_id, host, dead_pid)])
+    assert jobs == []
+
+    runs._LOOKED_FOR_STALE.discard(path)  # the check runs once per process and dataset: as a new process would
+    Run(job="curate", dataset="stale_check", config=cfg).begin(spark)
+    status = {r.run_id: r.status for r in spark.read.format("delta").load(path).collect()}
+    assert status[gone.run_id] == "abandoned" and status[alive.run_id] == "running"
