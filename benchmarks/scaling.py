@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-local", action="store_true", help="with --cluster: the cluster runs only")
     ap.add_argument("--set", action="append", default=[], help="passed to every ptdm run")
     a = ap.parse_args(argv)
+    if a.skip_local and not a.cluster:
+        ap.error("--skip-local needs --cluster (nothing would run)")
     rows = []
     for name, sets in runs(a.cluster, not a.skip_local):
         work = Path(tempfile.mkdtemp(prefix="ptdm-scaling-"))
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         staged = sum(got["stages"].get(s, 0.0) for s in STAGES)
+        if not staged:
+            raise SystemExit(f"scaling: no stage times in the output of the {name} run")
         rows.append((name, got, staged))
         per = " / ".join(f"{got['stages'].get(s, 0):.1f}" for s in STAGES)
         print(f"  wall {got['wall']:.1f} s, start-up {got['startup']:.1f} s, stages {staged:.1f} s ({per}), "

@@ -114,9 +114,8 @@ def test_stale_running_rows_are_read_without_a_spark_job_and_marked_abandoned(sp
     alive = Run(job="process", dataset="stale_check", config=cfg)
     alive.begin(spark)  # this process: alive
     gone = Run(job="dedupe", dataset="stale_check", config=cfg)
-    finished = subprocess.run(["true"])  # a process that has exited: its pid names nobody now
+    # a process that has exited (and been reaped): its pid names nobody now
     dead_pid = int(subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout)
-    assert finished.returncode == 0
     path = alive.table_path("runs")
     with delta.commit_metadata(spark, gone.commit_meta):
         row = gone._row(spark, "running", None)
@@ -126,9 +125,11 @@ def test_stale_running_rows_are_read_without_a_spark_job_and_marked_abandoned(sp
     sc.setJobGroup("stale-check", "the stale-run check")
     try:
         got = sorted(Run(job="curate", dataset="stale_check", config=cfg)._running(spark, path))
+        sc._jsc.sc().listenerBus().waitUntilEmpty()  # every job started so far is in the tracker
         jobs = list(sc.statusTracker().getJobIdsForGroup("stale-check"))
     finally:
         sc.setLocalProperty("spark.jobGroup.id", None)
+        sc.setLocalProperty("spark.job.description", None)
     host = socket.gethostname()
     assert got == sorted([(alive.run_id, host, os.getpid()), (gone.run_id, host, dead_pid)])
     assert jobs == []
