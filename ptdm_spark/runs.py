@@ -96,14 +96,13 @@ class Run:
         lakehouse is read with deltalake (the log and one column filter in Rust, no Spark job:
         this runs at the start of every command, on a cold JVM); otherwise, or when deltalake
         cannot read the table, with Spark."""
-        if self.config.lakehouse.is_local and self.config.security.encryption.mode == "none":
+        local = delta.local_table_path(path)
+        if local is not None and self.config.security.encryption.mode == "none":
             try:
                 import pyarrow.compute as pc
                 from deltalake import DeltaTable
 
-                from ptdm_spark.io.listing import local_path
-
-                rows = (DeltaTable(local_path(path) if path.startswith("file:") else path).to_pyarrow_dataset()
+                rows = (DeltaTable(local).to_pyarrow_dataset()
                         .to_table(columns=["run_id", "host", "pid"], filter=pc.field("status") == "running")
                         .to_pylist())
                 return [(r["run_id"], r["host"], r["pid"]) for r in rows]

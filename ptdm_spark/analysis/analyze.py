@@ -199,12 +199,12 @@ def _write(spark: "SparkSession", run: Run, table: str, df: "DataFrame", version
 
 
 def measure(spark, cfg: Config, df, images, raw, rejects, conflicts, leakage, counts: dict[str, int],
-            outliers: dict[str, int], raw_agg, images_agg, aggregates: list[dict], pool=None
+            outliers: dict[str, int], raw_agg, images_agg, aggregates: list[dict], pool: ThreadPoolExecutor
             ) -> tuple[dict[str, float], dict[str, str]]:
     """The scorecard's inputs, each an aggregate over the tables (see :mod:`scorecard`); ``images``
     and ``raw`` without their bytes; ``counts``, ``outliers`` (rows, ids), ``raw_agg`` (dated,
     fresh, last, oldest), ``images_agg`` (labels, multi, warned) and the scoped ``aggregates``
-    are what :func:`analyze` measured already."""
+    are what :func:`analyze` measured already; the queries left run in ``pool`` at once."""
     from pyspark.sql import functions as F
 
     n_curated = counts["curated"]
@@ -230,11 +230,8 @@ def measure(spark, cfg: Config, df, images, raw, rejects, conflicts, leakage, co
                                .withColumn("rate", F.col("rej") / F.col("n")).filter("rej > 0")
                                .orderBy(F.desc("rate"), F.desc("rej")).limit(5).collect()),
     }
-    if pool is None:  # one after the other
-        got = {k: q() for k, q in queries.items()}
-    else:  # independent small jobs: submitted at once
-        futures = {k: pool.submit(q) for k, q in queries.items()}
-        got = {k: f.result() for k, f in futures.items()}
+    futures = {k: pool.submit(q) for k, q in queries.items()}  # independent small jobs: at once
+    got = {k: f.result() for k, f in futures.items()}
     m["conflict_images"] = got["conflict_images"]
     m["outlier_rows"], m["outlier_images"] = outliers["rows"], outliers["ids"]
     m["usable_objects"] = got["usable_objects"]

@@ -54,7 +54,7 @@ def _log_versions(spark: "SparkSession", path: str) -> list[int]:
     """The versions of the commit files in ``path/_delta_log``, ascending (empty: no table)."""
     import os
 
-    local = _local_path(path)
+    local = local_table_path(path)
     if local is not None:
         try:
             names = os.listdir(os.path.join(local, "_delta_log"))
@@ -70,7 +70,7 @@ def _log_versions(spark: "SparkSession", path: str) -> list[int]:
     return sorted(int(m.group(1)) for m in map(_COMMIT_FILE.match, names) if m)
 
 
-def _local_path(path: str) -> str | None:
+def local_table_path(path: str) -> str | None:
     """The local file path of ``path`` (a plain path or ``file:`` URI), None for other schemes."""
     from ptdm_spark.io import listing
 
@@ -82,7 +82,7 @@ def _local_path(path: str) -> str | None:
 def _commit_info(spark: "SparkSession", path: str, version: int) -> dict:
     """The ``commitInfo`` action of commit ``version`` (empty when it has none)."""
     name = f"{path.rstrip('/')}/_delta_log/{version:020d}.json"
-    local = _local_path(name)
+    local = local_table_path(name)
     if local is not None:
         with open(local, encoding="utf-8") as fh:
             text = fh.read()
