@@ -123,6 +123,7 @@ PROCESSED = _s(
     ("encoding", StringType(), True),
     ("decoder_warnings", StringType(), True),
     ("faces", IntegerType(), True),  # faces found (process.privacy.blur_faces); None when not searched
+    ("pixel_sums", ArrayType(DoubleType()), True),  # see IMAGES
 )
 
 # process_image's record plus the image metadata that travels with it through the UDF.
@@ -169,6 +170,10 @@ IMAGES = _s(
     # Faces found and blurred (process.privacy.blur_faces); NULL when the image was not searched
     # (blurring off, or a table written before the column existed).
     ("faces", IntegerType(), True),
+    # The stored image's pixels and per-channel sums and sums of squares of its RGB values in
+    # 0..1: [pixels, sum R, G, B, sum of squares R, G, B] (ptdm analyze's exact channel means and
+    # stds without decoding again); NULL in rows written before the column existed.
+    ("pixel_sums", ArrayType(DoubleType()), True),
     ("run_id", StringType(), False),
     ("processed_at", TimestampType(), False),
 )

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ptdm_spark import schemas
 from ptdm_spark.analysis import outliers as o_mod
@@ -26,6 +27,8 @@ from ptdm_spark.runs import Run
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -58,8 +61,12 @@ def curated_version(spark: "SparkSession", cfg: Config, dataset: str, version: i
     return version
 
 
-def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int) -> Analysis:
-    """Measure ``curated`` at ``version``. The work after the one cached read is some twenty small
+def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
+            meanwhile: "Callable[[Analysis], T] | None" = None) -> tuple[Analysis, "T | None"]:
+    """Measure ``curated`` at ``version``; returns the analysis and what ``meanwhile(analysis)``
+    returned (the report: drawn on this thread while the four tables are written).
+
+    The seven tables are opened at once; the work after the one cached read is some twenty small
     Spark jobs that depend on few others (the funnel's counts, the scoped aggregates,
     correlations, outliers, the scorecard's inputs, galleries, histograms): they are submitted
     from a few driver threads at once, so that one query's planning overlaps another's tasks."""
@@ -68,22 +75,34 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int) -> Analy
     a = cfg.analysis
     clock = Clock("analyze")
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="analyze") as pool:
-        curated = spark.read.format("delta").option("versionAsOf", version).load(run.table_path("curated"))
+        # The tables are opened and their byte-free columns cached in threads at once: a fresh
+        # JVM's first query of each Delta table reconstructs its state and lists its files in a
+        # few small Spark jobs, and one query planning them all did that one table after another.
         run.input_versions["curated"] = version
-        images = read_table(spark, run, "images")
-        raw = read_table(spark, run, "raw_images")
-        # Everything but the bytes, cached once: the aggregates below read these, not the Delta
-        # tables again. The bytes are read once for the channel sums (inside the analysed frame)
-        # and then only for the few thumbnails.
-        images_m = images.drop("image", "colour_thumb").cache()
-        raw_m = raw.drop("content").cache()
-        rejects = read_table(spark, run, "rejects", schemas.REJECTS).drop("content").cache()
-        dups = read_table(spark, run, "duplicates", schemas.DUPLICATES).cache()
+
+        def opened_cached(table: str, schema=None, drop: tuple[str, ...] = ()):
+            full = read_table(spark, run, table, schema)
+            kept = full.drop(*drop).cache()
+            kept.count()
+            return full, kept
+
+        opened = {t: pool.submit(opened_cached, t, *rest) for t, *rest in (
+            ("images", None, ("image", "colour_thumb")), ("raw_images", None, ("content",)),
+            ("rejects", schemas.REJECTS, ("content",)), ("duplicates", schemas.DUPLICATES))}
         conflicts = read_table(spark, run, "label_conflicts", schemas.LABEL_CONFLICTS)
         leakage = read_table(spark, run, "leakage", schemas.LEAKAGE)
-        df = s_mod.analysed(curated, images_m, raw_m).cache()
+        curated = spark.read.format("delta").option("versionAsOf", version).load(run.table_path("curated"))
+        # Everything but the bytes, cached once: the aggregates below read these, not the Delta
+        # tables again. The channel sums are the ones process stored; bytes are read only for
+        # images processed before it stored them, and for the few thumbnails.
+        images, images_m = opened["images"].result()
+        sums = s_mod.pixel_sums(curated, images_m)
+        raw, raw_m = opened["raw_images"].result()
+        rejects = opened["rejects"].result()[1]
+        dups = opened["duplicates"].result()[1]
+        df = s_mod.analysed(curated, images_m, raw_m, sums).cache()
         n_curated = df.count()
-        clock.lap(f"read {n_curated} curated image(s) and their pixel sums (one decode each)")
+        clock.lap(f"read {n_curated} curated image(s) and their pixel sums")
 
         took: dict[str, float] = {}
 
@@ -159,7 +178,7 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int) -> Analy
                   "thumbnail(s) and histograms, measured at once ("
                   + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(took.items(), key=lambda kv: -kv[1])) + ")")
         # The four tables, each one commit, written at once (four small Delta transactions that
-        # share nothing but the session).
+        # share nothing but the session); ``meanwhile`` (the report) runs on this thread.
         sc_rows = [(d.dimension, d.score, d.inputs, d.formula, d.detail) for d in card]
         writes = {
             "stats": spark.createDataFrame(stats_rows, s_mod.STATS_COLUMNS),
@@ -170,22 +189,27 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int) -> Analy
         }
         schema_of = {"stats": schemas.STATS, "correlations": schemas.CORRELATIONS, "outliers": schemas.OUTLIERS,
                      "scorecard": schemas.SCORECARD}
-        for f in [pool.submit(_write, spark, run, t, w, version, schema_of[t]) for t, w in writes.items()]:
+        written = [pool.submit(_write, spark, run, t, w, version, schema_of[t]) for t, w in writes.items()]
+        q = cfg.process.quality
+        thresholds = {"blur": [("blur_min", q.blur_min)],
+                      "brightness": [("dark_max", q.dark_max), ("bright_min", q.bright_min)],
+                      "contrast": [("contrast_min", q.contrast_min), ("near_constant_max", q.near_constant_max)],
+                      "entropy": [("entropy_min", q.entropy_min)],
+                      "channel_spread": [("grayscale_tolerance", q.grayscale_tolerance)],
+                      "aspect_ratio": [("aspect_max", q.aspect_max)]}
+        run.counts.update(curated=n_curated, outliers=int(measured["outlier_rows"]), curated_version=version)
+        out = Analysis(run.dataset, version,
+                       [dict(zip(("scope", "key", "metric", "value"), x)) for x in stats_rows],
+                       [dict(zip(("method", "a", "b", "value"), x)) for x in corr_rows],
+                       top_outliers, run.counts["outliers"], card, funnel, reject_counts, hist, thresholds, galleries)
+        done = meanwhile(out) if meanwhile is not None else None
+        for f in written:
             f.result()
-        clock.lap("wrote stats, correlations, outliers and scorecard")
-    q = cfg.process.quality
-    thresholds = {"blur": [("blur_min", q.blur_min)], "brightness": [("dark_max", q.dark_max), ("bright_min", q.bright_min)],
-                  "contrast": [("contrast_min", q.contrast_min), ("near_constant_max", q.near_constant_max)],
-                  "entropy": [("entropy_min", q.entropy_min)], "channel_spread": [("grayscale_tolerance", q.grayscale_tolerance)],
-                  "aspect_ratio": [("aspect_max", q.aspect_max)]}
-    run.counts.update(curated=n_curated, outliers=int(measured["outlier_rows"]), curated_version=version)
-    out = Analysis(run.dataset, version,
-                   [dict(zip(("scope", "key", "metric", "value"), x)) for x in stats_rows],
-                   [dict(zip(("method", "a", "b", "value"), x)) for x in corr_rows],
-                   top_outliers, run.counts["outliers"], card, funnel, reject_counts, hist, thresholds, galleries)
+        clock.lap("wrote stats, correlations, outliers and scorecard"
+                  + (" and the report" if meanwhile is not None else ""))
     for cached in (df, images_m, raw_m, rejects, dups, outl):
         cached.unpersist()
-    return out
+    return out, done
 
 
 def _write(spark: "SparkSession", run: Run, table: str, df: "DataFrame", version: int, schema) -> None:

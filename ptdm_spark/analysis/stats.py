@@ -33,16 +33,33 @@ def source_of(uri_col):
     return F.when(archive != "", archive).otherwise(F.coalesce(F.nullif(folder, F.lit("")), F.lit("/")))
 
 
-def analysed(curated: "DataFrame", images: "DataFrame", raw: "DataFrame") -> "DataFrame":
+def pixel_sums(curated: "DataFrame", images: "DataFrame") -> "DataFrame":
+    """(image_id, n, s_R, s_G, s_B, q_R, q_G, q_B) per curated image: its pixels and per-channel
+    sums and sums of squares. ``process`` stores them in ``images.pixel_sums`` (an image's bytes
+    never change once processed); the curated images whose row has none (processed before the
+    column existed) are decoded here, and only those."""
+    from pyspark.sql import functions as F
+
+    if "pixel_sums" not in images.columns:
+        return curated.select("image_id", "image").mapInPandas(_channel_sums, SUMS)
+    known = images.filter(F.col("pixel_sums").isNotNull())
+    stored = curated.select("image_id").join(
+        known.select("image_id", *[F.col("pixel_sums")[i].alias(c) for i, c in enumerate(SUM_COLUMNS)]),
+        "image_id")
+    if not images.filter(F.col("pixel_sums").isNull()).limit(1).collect():
+        return stored
+    missing = curated.select("image_id", "image").join(known.select("image_id"), "image_id", "left_anti")
+    return stored.unionByName(missing.mapInPandas(_channel_sums, SUMS))
+
+
+def analysed(curated: "DataFrame", images: "DataFrame", raw: "DataFrame", sums: "DataFrame") -> "DataFrame":
     """One row per curated image, without its bytes: its label, split, scores, sizes, format,
-    source, and the per-channel pixel sums of its normalized image (one decode per image: the
-    only pass over the bytes)."""
+    source, and the per-channel pixel sums of its normalized image (``sums``: :func:`pixel_sums`)."""
     from pyspark.sql import functions as F
 
     size = raw.groupBy("image_id").agg(F.min("size_bytes").alias("size_bytes"))
     scores = images.select("image_id", "format", "labels", "decoder_warnings", *SCORES,
                            F.col("source_uri").alias("_src"))
-    sums = curated.select("image_id", "image").mapInPandas(_channel_sums, SUMS)
     return (curated.select("image_id", "label", "split", "width", "height", "channels", "flags")
             .join(scores, "image_id", "left").join(size, "image_id", "left").join(sums, "image_id", "left")
             .withColumn("aspect_ratio", F.greatest("width", "height") / F.least("width", "height"))

@@ -58,8 +58,8 @@ def _cmd_analyze(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
     out = args.out or f"{cfg.lakehouse.table_path(dataset, '_reports')}/curated-v{version}"
     check_writable(spark, cfg.lakehouse.table_path(dataset, "_staging"))
     with job(spark, cfg, "analyze", dataset, argv) as run:
-        result = an.analyze(spark, cfg, run, version)
-        uri, local = report_write.write(spark, result, out)
+        result, (uri, local) = an.analyze(spark, cfg, run, version,
+                                          meanwhile=lambda a: report_write.write(spark, a, out))
     base.say("analyze", f"curated v{version}: {result.funnel['curated']:,} images, "
                         f"{result.outlier_count:,} outlier row(s)")
     rows = [{"dimension": d.dimension, "score": round(d.score, 4), "detail": d.detail} for d in result.scorecard]

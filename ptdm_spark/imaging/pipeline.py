@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ptdm_spark.config import PrivacyConfig, ProcessConfig
-from ptdm_spark.imaging import faces, normalize, quality, reasons
+from ptdm_spark.imaging import faces, normalize, quality, reasons, summary
 from ptdm_spark.imaging.cv import DecoderMessages, cv2
 from ptdm_spark.imaging.decode import Limits, Rejected, decode
 
@@ -14,7 +14,7 @@ from ptdm_spark.imaging.decode import Limits, Rejected, decode
 FIELDS = (
     "reason", "detail", "format", "width", "height", "channels", "bit_depth", "orientation",
     "out_width", "out_height", "pixel_sha256", "phash", "dhash", "colour_thumb", "blur", "brightness", "contrast",
-    "entropy", "aspect_ratio", "channel_spread", "image", "encoding", "decoder_warnings", "faces",
+    "entropy", "aspect_ratio", "channel_spread", "image", "encoding", "decoder_warnings", "faces", "pixel_sums",
 )
 
 
@@ -79,6 +79,9 @@ def process_image(data: bytes | None, params: Params) -> dict[str, Any]:
             out.update(faces=len(found))
         final = normalize.apply_size_policy(rgb, params.size_policy, params.size, params.background)
         encoded = normalize.encode(final, params.out_format, params.quality)
+        # The stored image's channel sums, for ptdm analyze's exact means and stds: PNG keeps the
+        # pixels as they are; JPEG and WebP change them, so those are summed as decoded again.
+        sums = summary.array_sums(final) if params.out_format == "png" else summary.channel_sums(encoded)
     except (cv2.error, ValueError, RuntimeError) as exc:  # pixels OpenCV decoded but cannot process
         out = _empty()
         out.update(reason=reasons.CORRUPT, detail=f"{dec.format}: {type(exc).__name__}: {exc}"[:300], format=dec.format)
@@ -93,6 +96,6 @@ def process_image(data: bytes | None, params: Params) -> dict[str, Any]:
         bit_depth=dec.bit_depth, orientation=dec.orientation,
         out_width=int(final.shape[1]), out_height=int(final.shape[0]),
         pixel_sha256=normalize.pixel_sha256(final),
-        image=encoded, encoding=params.out_format, decoder_warnings=warnings,
+        image=encoded, encoding=params.out_format, decoder_warnings=warnings, pixel_sums=summary.sums_list(sums),
     )
     return out

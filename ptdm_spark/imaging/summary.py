@@ -45,26 +45,39 @@ def channel_sums(data: bytes) -> tuple[int, np.ndarray, np.ndarray] | None:
 
     Summed over many images these give the exact mean and std of every channel over all pixels
     (``mean = S / n``, ``std = sqrt(Q / n - mean^2)``), with no sample. Integer pixels are summed
-    as integers (exact) and scaled once, without a float copy of the image: this runs once per
-    curated image in ``ptdm analyze``.
+    as integers (exact) and scaled once, without a float copy of the image.
     """
     px = _pixels(data)
     if px is None:
         return None
     if px.dtype not in (np.uint8, np.uint16):
         return _float_sums(rgb01(data))
+    if px.ndim == 3 and px.shape[2] >= 3:
+        px = px[:, :, 2::-1]  # BGR(A) -> RGB, alpha dropped
+    return array_sums(px)
+
+
+def array_sums(px: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """:func:`channel_sums` of pixels already decoded: grey (``h x w`` or ``h x w x 1``) or RGB
+    ``h x w x 3``, 8 or 16 bit. ``process`` calls it on the normalized pixels it has just encoded
+    losslessly, so that ``ptdm analyze`` need not decode them again."""
     scale = 255.0 if px.dtype == np.uint8 else 65535.0
     flat = px.reshape(px.shape[0] * px.shape[1], -1)
-    if flat.shape[1] > 3:
-        flat = flat[:, :3]  # alpha dropped
     wide = flat.astype(np.int64)
     s = wide.sum(axis=0)
     q = np.einsum("ij,ij->j", wide, wide)
     if flat.shape[1] == 1:  # grey: R = G = B
         s, q = np.repeat(s, 3), np.repeat(q, 3)
-    else:
-        s, q = s[::-1], q[::-1]  # BGR -> RGB
     return flat.shape[0], s / scale, q / (scale * scale)
+
+
+def sums_list(got: tuple[int, np.ndarray, np.ndarray] | None) -> list[float] | None:
+    """:func:`channel_sums` as the ``pixel_sums`` column stores it: [pixels, sum R, G, B, sum of
+    squares R, G, B], or None."""
+    if got is None:
+        return None
+    n, s, q = got
+    return [float(n), *map(float, s), *map(float, q)]
 
 
 def _float_sums(px: np.ndarray | None) -> tuple[int, np.ndarray, np.ndarray] | None:

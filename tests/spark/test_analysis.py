@@ -157,12 +157,17 @@ def _stats(spark, cfg, dataset, version=None):
 # --- known answers -----------------------------------------------------------------------------
 
 
-def test_channel_means_and_stds_equal_numpys(spark, cfg, analysed_clean):
-    dataset, arrays, files, _ = analysed_clean
+def _curated_pixels(spark, cfg, dataset, arrays, files) -> tuple[set[str], dict[str, np.ndarray], np.ndarray]:
+    """The curated ids, the arrays written here by id, and every curated pixel as RGB in 0..1."""
     curated = {r.image_id for r in table(spark, cfg, dataset, "curated").select("image_id").collect()}
     by_id = {hashlib.sha256(files[rel]).hexdigest(): a for rel, a in arrays.items()}
     assert curated <= set(by_id)
-    px = np.concatenate([by_id[i].reshape(-1, 3).astype(np.float64) / 255 for i in sorted(curated)])
+    return curated, by_id, np.concatenate([by_id[i].reshape(-1, 3).astype(np.float64) / 255 for i in sorted(curated)])
+
+
+def test_channel_means_and_stds_equal_numpys(spark, cfg, analysed_clean):
+    dataset, arrays, files, _ = analysed_clean
+    curated, by_id, px = _curated_pixels(spark, cfg, dataset, arrays, files)
     st = _stats(spark, cfg, dataset)
     for k, c in enumerate("RGB"):
         assert abs(st[("dataset", "all", f"channel_mean_{c}")] - px[:, k].mean()) < 1e-6
@@ -322,3 +327,22 @@ def test_analyze_an_older_version(spark, cfg, ptdm, analysed_clean):
     assert again == pytest.approx(before)
     status, out = ptdm("analyze", "--dataset", dataset, "--version", "999")
     assert status == 2 and "999" in out
+
+
+def test_images_processed_before_their_sums_were_stored_are_decoded(spark, cfg, ptdm, analysed_clean):
+    """Rows of ``images`` written before ``pixel_sums`` existed hold NULL there: analyze decodes
+    those curated images (and only those) and the channel means and stds still equal numpy's."""
+    dataset, arrays, files, out_dir = analysed_clean
+    path = cfg.lakehouse.table_path(dataset, "images")
+    spark.sql(f"UPDATE delta.`{path}` SET pixel_sums = NULL WHERE image_id < '8'")
+    nulls = table(spark, cfg, dataset, "images").filter("pixel_sums IS NULL").count()
+    assert 0 < nulls < table(spark, cfg, dataset, "images").count()
+    curated, _, px = _curated_pixels(spark, cfg, dataset, arrays, files)
+    status, out = ptdm("analyze", "--dataset", dataset, "--out", str(out_dir))
+    assert status == 0, out
+    version = max(r.curated_version for r in table(spark, cfg, dataset, "stats").select("curated_version").collect())
+    st = _stats(spark, cfg, dataset, version)
+    assert st[("dataset", "all", "count")] == len(curated)
+    for k, c in enumerate("RGB"):
+        assert abs(st[("dataset", "all", f"channel_mean_{c}")] - px[:, k].mean()) < 1e-6
+        assert abs(st[("dataset", "all", f"channel_std_{c}")] - px[:, k].std()) < 1e-6

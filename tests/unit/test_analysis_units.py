@@ -77,6 +77,28 @@ def test_channel_sums_of_16_bit_and_alpha_images_equal_those_of_their_float_pixe
         assert np.allclose(s, x.sum(0), rtol=1e-12) and np.allclose(q, (x * x).sum(0), rtol=1e-12)
 
 
+@pytest.mark.parametrize("out_format", ["png", "jpeg", "webp"])
+def test_process_stores_the_channel_sums_of_the_image_it_stores(params, out_format):
+    """``pixel_sums`` of a processed image equal numpy's sums over the stored bytes decoded again
+    (so JPEG's and WebP's changes to the pixels are in them), for colour, grey and alpha inputs."""
+    import dataclasses
+
+    from ptdm_spark.imaging.cv import cv2
+    from ptdm_spark.imaging.pipeline import process_image
+
+    p = dataclasses.replace(params, out_format=out_format)
+    rng = np.random.default_rng(3)
+    for px in (rng.integers(0, 256, (40, 31, 3), dtype=np.uint8), rng.integers(0, 256, (20, 24), dtype=np.uint8),
+               rng.integers(0, 256, (18, 18, 4), dtype=np.uint8)):
+        rec = process_image(encode(px), p)
+        stored = cv2.imdecode(np.frombuffer(rec["image"], np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+        x = stored.reshape(-1, 3).astype(np.float64) / 255
+        got = np.array(rec["pixel_sums"])
+        assert got.shape == (7,) and got[0] == x.shape[0]
+        assert np.allclose(got[1:4], x.sum(0), rtol=1e-12) and np.allclose(got[4:], (x * x).sum(0), rtol=1e-12)
+    assert process_image(b"not an image", p)["pixel_sums"] is None
+
+
 def test_thumbnails_are_bounded_and_bad_bytes_give_none():
     big = np.zeros((300, 200, 3), np.uint8)
     from ptdm_spark.imaging.cv import cv2
