@@ -96,11 +96,10 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
         # tables again. The channel sums are the ones process stored; bytes are read only for
         # images processed before it stored them, and for the few thumbnails.
         images, images_m = opened["images"].result()
-        sums = s_mod.pixel_sums(curated, images_m)
         raw, raw_m = opened["raw_images"].result()
         rejects = opened["rejects"].result()[1]
         dups = opened["duplicates"].result()[1]
-        df = s_mod.analysed(curated, images_m, raw_m, sums).cache()
+        df = s_mod.analysed(curated, images_m, raw_m).cache()
         n_curated = df.count()
         clock.lap(f"read {n_curated} curated image(s) and their pixel sums")
 

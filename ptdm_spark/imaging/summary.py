@@ -62,13 +62,17 @@ def array_sums(px: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     ``h x w x 3``, 8 or 16 bit. ``process`` calls it on the normalized pixels it has just encoded
     losslessly, so that ``ptdm analyze`` need not decode them again."""
     scale = 255.0 if px.dtype == np.uint8 else 65535.0
-    flat = px.reshape(px.shape[0] * px.shape[1], -1)
-    wide = flat.astype(np.int64)
-    s = wide.sum(axis=0)
-    q = np.einsum("ij,ij->j", wide, wide)
-    if flat.shape[1] == 1:  # grey: R = G = B
+    h, w = px.shape[:2]
+    c = 1 if px.ndim == 2 else px.shape[2]
+    s, q = np.zeros(c, np.int64), np.zeros(c, np.int64)
+    rows = max(1, (1 << 20) // max(1, w))  # integer copies of a megapixel at a time, not of the image
+    for top in range(0, h, rows):
+        wide = px[top:top + rows].reshape(-1, c).astype(np.int64)
+        s += wide.sum(axis=0)
+        q += np.einsum("ij,ij->j", wide, wide)
+    if c == 1:  # grey: R = G = B
         s, q = np.repeat(s, 3), np.repeat(q, 3)
-    return flat.shape[0], s / scale, q / (scale * scale)
+    return h * w, s / scale, q / (scale * scale)
 
 
 def sums_list(got: tuple[int, np.ndarray, np.ndarray] | None) -> list[float] | None:
