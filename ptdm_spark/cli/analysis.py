@@ -45,9 +45,7 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> dict[str, Callable[
 
 def _cmd_analyze(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
     from ptdm_spark.analysis import analyze as an
-    from ptdm_spark.analysis.report import write as report_write
     from ptdm_spark.io import delta
-    from ptdm_spark.pipeline.job import check_writable, job
 
     dataset = delta.check_dataset_name(args.dataset)
     if args.version is not None and args.version < 0:
@@ -55,7 +53,19 @@ def _cmd_analyze(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
     spark = base.session(cfg)
     base.require_dataset(spark, cfg, dataset)
     version = an.curated_version(spark, cfg, dataset, args.version)
-    out = args.out or f"{cfg.lakehouse.table_path(dataset, '_reports')}/curated-v{version}"
+    analyze_and_report(spark, cfg, dataset, version, args.out, argv)
+    return 0
+
+
+def analyze_and_report(spark, cfg: Config, dataset: str, version: int, out: str | None, argv: list[str]) -> None:
+    """One ``analyze`` job of curated at ``version`` (tables and report), then the scorecard, the
+    channel means and the report's path on stdout: ``ptdm analyze``, and ``ptdm run --analyze``
+    after its curate, in the session the stages warmed."""
+    from ptdm_spark.analysis import analyze as an
+    from ptdm_spark.analysis.report import write as report_write
+    from ptdm_spark.pipeline.job import check_writable, job
+
+    out = out or f"{cfg.lakehouse.table_path(dataset, '_reports')}/curated-v{version}"
     check_writable(spark, cfg.lakehouse.table_path(dataset, "_staging"))
     with job(spark, cfg, "analyze", dataset, argv) as run:
         result, (uri, local) = an.analyze(spark, cfg, run, version,
@@ -71,7 +81,6 @@ def _cmd_analyze(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
     print(f"report: {uri}")
     if local:
         print(f"report (local copy): {local}")
-    return 0
 
 
 def _cmd_preview(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:

@@ -39,11 +39,16 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> dict[str, Callable[
             "Kept images (not duplicates, no excluded quality flag) with label and a deterministic "
             "train/val/test split into <dataset>/curated.")
     base.dataset_arg(p)
-    p = add("run", "all stages in order: ingest, process, dedupe, curate",
+    p = add("run", "all stages in order: ingest, process, dedupe, curate (and analyze)",
             "Run ingest, process, dedupe and curate on SOURCE... and print the accounting "
-            "(process.privacy.blur_faces=true: faces blurred, see ptdm process --help).")
+            "(process.privacy.blur_faces=true: faces blurred, see ptdm process --help). With --analyze, "
+            "then ptdm analyze of the new curated version in the same Spark session (its tables, the "
+            "scorecard and the report in the default folder; see ptdm analyze --help).")
     base.sources_arg(p)
     base.dataset_arg(p)
+    p.add_argument("--analyze", action="store_true",
+                   help="end with ptdm analyze of the curated table just written (report under "
+                        "<lakehouse.root>/<dataset>/_reports/curated-v<version>/)")
 
     p = add("upload", "copy a local folder of images into HDFS (WebHDFS; parallel, resumable)",
             "Copy every file under LOCAL_DIR to HDFS_DIR over WebHDFS (landing.webhdfs_url). Files already "
@@ -89,6 +94,11 @@ def _cmd_stage(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
                 stages.run_stage(step, spark, cfg, run)
     if command == "run":
         report.accounting(spark, cfg, dataset)
+        if args.analyze:
+            from ptdm_spark.analysis.analyze import curated_version
+            from ptdm_spark.cli.analysis import analyze_and_report
+
+            analyze_and_report(spark, cfg, dataset, curated_version(spark, cfg, dataset, None), None, argv)
     return 0
 
 

@@ -127,11 +127,9 @@ def analysed_clean(clean, spark, cfg, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def analysed_planted(planted, spark, cfg):
+    """The planted dataset built and analysed by one command: ``ptdm run --analyze``."""
     folder, dataset = planted
-    _run_pipeline(cfg, folder, dataset)
-    from ptdm_spark.cli import main
-
-    assert main(["analyze", "--dataset", dataset, *_sets(cfg)]) == 0
+    _run_pipeline(cfg, folder, dataset, args=("--analyze",))
     return dataset
 
 
@@ -141,10 +139,10 @@ def _sets(cfg, extra=()):
     return [a for o in (*overrides_for(Path(cfg.lakehouse.root)), *extra) for a in ("--set", o)]
 
 
-def _run_pipeline(cfg, folder, dataset, extra=()):
+def _run_pipeline(cfg, folder, dataset, extra=(), args=()):
     from ptdm_spark.cli import main
 
-    assert main(["run", str(folder), "--dataset", dataset, *_sets(cfg, extra)]) == 0
+    assert main(["run", str(folder), "--dataset", dataset, *args, *_sets(cfg, extra)]) == 0
 
 
 def _stats(spark, cfg, dataset, version=None):
@@ -244,6 +242,22 @@ def test_scorecard_dimensions_drop_where_problems_are_planted(spark, cfg, analys
     assert planted["reliability"].inputs["rejected_objects"] == 3
     assert planted["timeliness"].score < clean["timeliness"].score  # stale files
     assert "bright" in planted["reliability"].detail or "grad" in planted["reliability"].detail
+
+
+def test_run_with_analyze_analyses_the_curated_version_it_wrote(spark, cfg, analysed_planted):
+    """``ptdm run --analyze``: after curate, an ``analyze`` job of the curated version that curate
+    just committed (read from the table's own history), its report in the default folder."""
+    dataset = analysed_planted
+    path = cfg.lakehouse.table_path(dataset, "curated")
+    version = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").agg({"version": "max"}).first()[0]
+    runs = {r.job: r for r in table(spark, cfg, dataset, "runs").collect()}
+    assert {"ingest", "process", "dedupe", "curate", "analyze"} <= set(runs)
+    assert runs["analyze"].status == "succeeded" and runs["analyze"].input_versions["curated"] == version
+    assert runs["analyze"].started_at >= runs["curate"].finished_at
+    st = _stats(spark, cfg, dataset, version)
+    assert st[("dataset", "all", "count")] == table(spark, cfg, dataset, "curated").count()
+    report = Path(cfg.lakehouse.root) / dataset / "_reports" / f"curated-v{version}" / "report.html"
+    assert report.is_file() and b"<html" in report.read_bytes()[:200].lower()
 
 
 # --- the report ---------------------------------------------------------------------------------
