@@ -7,7 +7,12 @@ its own command (so ``process`` pays a cold JVM as ``analyze`` does), then ``ptd
 ``--repeat`` times. Prints each command's wall time, the stage time it reports ("succeeded in"),
 analyze's steps, and the ratios analyze / process (median of the repeats).
 
+With ``--in-run``: ``ptdm run SOURCE --analyze`` instead, into a fresh lakehouse per repeat (one
+JVM for the five stages, as a user runs it), and the ratio of the two stages' own times in that
+run (median of the repeats' ratios).
+
     python -m benchmarks.analyze_bench [--source /usr/share/datasets/fashion-mnist] [--repeat 2]
+    python -m benchmarks.analyze_bench --in-run [--repeat 2]
 """
 
 from __future__ import annotations
@@ -36,13 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", help="folder for the lakehouse (default: a temporary one)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a config setting for every command (repeatable), e.g. spark.conf.X=Y")
+    ap.add_argument("--in-run", action="store_true",
+                    help="time process and analyze as stages of one `ptdm run --analyze` (per repeat)")
     args = ap.parse_args(argv)
     work = Path(args.work or tempfile.mkdtemp(prefix="analyze-bench-"))
-    sets = ["--set", f"lakehouse.root={work / 'lakehouse'}", "--set", "spark.log_level=ERROR",
-            "--set", "spark.progress=off", "--conf", args.conf]
+    sets = ["--set", "spark.log_level=ERROR", "--set", "spark.progress=off", "--conf", args.conf]
     for kv in args.set:
         sets += ["--set", kv]
     ds = ["--dataset", "bench"]
+    if args.in_run:
+        return in_run(args, work, ds, sets)
+    sets += ["--set", f"lakehouse.root={work / 'lakehouse'}"]
     times: dict[str, tuple[float, float]] = {}
     for stage, extra in (("ingest", [args.source]), ("process", []), ("dedupe", []), ("curate", [])):
         wall, own, _ = timed(stage, *extra, *ds, *sets)
@@ -63,6 +72,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nanalyze / process: stage {ao / po:.2f}   wall {aw / pw:.2f}   "
           f"(analyze median of {args.repeat}: stage {ao:.1f} s, wall {aw:.1f} s; process stage {po:.1f} s, "
           f"wall {pw:.1f} s)")
+    return 0
+
+
+def in_run(args, work: Path, ds: list[str], sets: list[str]) -> int:
+    """``ptdm run --analyze`` into a fresh lakehouse per repeat: every stage's own time."""
+    ratios = []
+    for i in range(args.repeat):
+        lake = work / f"lakehouse-{i + 1}"
+        wall, out = ptdm("run", args.source, *ds, "--analyze", *sets, "--set", f"lakehouse.root={lake}")
+        own = {m.group(1): float(m.group(2)) for m in re.finditer(r"^\[(\w+)\] succeeded in ([0-9.]+)s", out, re.M)}
+        ratios.append(own["analyze"] / own["process"])
+        print(f"run {i + 1}: wall {wall:.1f} s; stages " + ", ".join(f"{k} {v:.1f} s" for k, v in own.items())
+              + f"; analyze / process {ratios[-1]:.2f}", flush=True)
+        for line in out.splitlines():
+            if line.startswith("[analyze] ") and "(" in line and "run " not in line:
+                print("   " + line)
+    print(f"\nanalyze / process in one run: median {statistics.median(ratios):.2f} of {args.repeat}")
     return 0
 
 

@@ -220,6 +220,16 @@ def test_correlations_are_numpys(spark, cfg, analysed_clean):
     got = table(spark, cfg, dataset, "correlations").filter(
         "method = 'spearman' AND ((a = 'brightness' AND b = 'width') OR (a = 'width' AND b = 'brightness'))").first()
     assert abs(got.value - want) < 1e-9
+    # The two ways of ranking (in place up to WIDE_RANKS_MAX_ROWS rows, a long frame beyond) agree.
+    from ptdm_spark.analysis import stats as s_mod
+
+    frame = s_mod.analysed(table(spark, cfg, dataset, "curated"), table(spark, cfg, dataset, "images"),
+                           table(spark, cfg, dataset, "raw_images"))
+    wide, long = s_mod.correlations(frame), s_mod.correlations(frame, wide_ranks_max_rows=0)
+    assert [r[:3] for r in wide] == [r[:3] for r in long] and any(r[0] == "spearman" for r in wide)
+    assert all((x[3] is None and y[3] is None) or abs(x[3] - y[3]) < 1e-12 for x, y in zip(wide, long))
+    assert [r[3] for r in wide if r[0] == "spearman" and {r[1], r[2]} == {"brightness", "width"}] == [
+        pytest.approx(want, abs=1e-9)]
 
 
 # --- the scorecard ------------------------------------------------------------------------------
