@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -201,7 +201,10 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
                        [dict(zip(("scope", "key", "metric", "value"), x)) for x in stats_rows],
                        [dict(zip(("method", "a", "b", "value"), x)) for x in corr_rows],
                        top_outliers, run.counts["outliers"], card, funnel, reject_counts, hist, thresholds, galleries)
-        done = meanwhile(out) if meanwhile is not None else None
+        try:
+            done = meanwhile(out) if meanwhile is not None else None
+        finally:
+            wait(written)  # the tables are written (or failed) before anything is raised
         for f in written:
             f.result()
         clock.lap("wrote stats, correlations, outliers and scorecard"

@@ -5,6 +5,7 @@ only aggregates reach the driver.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -38,8 +39,9 @@ def analysed(curated: "DataFrame", images: "DataFrame", raw: "DataFrame") -> "Da
     source, and the per-channel pixel sums of its normalized image (:data:`SUM_COLUMNS`).
 
     ``process`` stores those sums in ``images.pixel_sums`` (an image's bytes never change once
-    processed); the curated images whose row has none (processed before the column existed) are
-    decoded here, and only those."""
+    processed); the curated images without them (processed before the column existed, whose rows
+    keep NULL: process never processes an image twice) are decoded here at every analysis, and
+    only those."""
     from pyspark.sql import functions as F
 
     size = raw.groupBy("image_id").agg(F.min("size_bytes").alias("size_bytes"))
@@ -52,12 +54,15 @@ def analysed(curated: "DataFrame", images: "DataFrame", raw: "DataFrame") -> "Da
            .join(scores, "image_id", "left").join(size, "image_id", "left")
            .withColumn("aspect_ratio", F.greatest("width", "height") / F.least("width", "height"))
            .withColumn("source", source_of(F.col("_src"))).withColumnRenamed("_src", "source_uri"))
-    if has and not images.filter(F.col("pixel_sums").isNull()).limit(1).collect():
-        return out
-    unsummed = curated.select("image_id", "image")
+    # The curated images without stored sums: none once every image was processed by a ptdm
+    # that stores them (one small anti-join to know), else decoded here, those only.
+    ids = curated.select("image_id")
     if has:
-        unsummed = unsummed.join(images.filter(F.col("pixel_sums").isNotNull()).select("image_id"),
-                                 "image_id", "left_anti")
+        ids = ids.join(images.filter(F.col("pixel_sums").isNotNull()).select("image_id"), "image_id", "left_anti")
+        if not ids.limit(1).collect():
+            return out
+    unsummed = curated.select("image_id", "image").join(ids, "image_id", "left_semi") if has else \
+        curated.select("image_id", "image")
     decoded = unsummed.mapInPandas(_channel_sums, SUMS).select(
         "image_id", *[F.col(c).alias(f"_{c}") for c in SUM_COLUMNS])
     return out.join(decoded, "image_id", "left").select(
@@ -229,7 +234,10 @@ def correlations(df: "DataFrame", wide_ranks_max_rows: int = WIDE_RANKS_MAX_ROWS
         ranked = num
         for c in cols:
             ranked = ranked.withColumn(c, average_rank(Window.orderBy(c)))
-        ranks = pearson(ranked)
+        # Spark warns about every window without partitions ("moving all data to a single
+        # partition"): here that is the point, so not on the user's console for these queries.
+        with _log_level(df.sparkSession, "org.apache.spark.sql.execution.window.WindowExec", "ERROR"):
+            ranks = pearson(ranked)
     else:
         stack = ", ".join(f"'{c}', `{c}`" for c in cols)
         long = num.select("image_id", F.expr(f"stack({len(cols)}, {stack}) AS (col, v)"))  # one row per id
@@ -237,6 +245,21 @@ def correlations(df: "DataFrame", wide_ranks_max_rows: int = WIDE_RANKS_MAX_ROWS
         ranks = pearson(ranked.groupBy("image_id").pivot("col", cols).agg(F.first("rank")))
     rows += [("spearman", a, b, _finite(ranks[f"{a}|{b}"])) for a, b in pairs]
     return rows
+
+
+@contextlib.contextmanager
+def _log_level(spark, logger: str, level: str):
+    """``logger`` at ``level`` (log4j 2) while the block runs, then as it was."""
+    jvm = spark.sparkContext._jvm
+    conf = jvm.org.apache.logging.log4j.LogManager.getContext(False).getConfiguration()
+    before = conf.getLoggerConfig(logger)
+    kept = before.getLevel() if before.getName() == logger else None  # None: it had no config of its own
+    configurator = jvm.org.apache.logging.log4j.core.config.Configurator
+    configurator.setLevel(logger, jvm.org.apache.logging.log4j.Level.toLevel(level))
+    try:
+        yield
+    finally:
+        configurator.setLevel(logger, kept)
 
 
 def _finite(x) -> float | None:

@@ -32,7 +32,9 @@ def _rgb(data: bytes) -> np.ndarray:
 
 
 def _old_images_row(spark, cfg, data: bytes, source_uri: str) -> None:
-    """``images`` as an older ptdm wrote it: one processed image, no ``faces`` column."""
+    """``images`` as an older ptdm wrote it: one processed image, no ``faces`` and no
+    ``pixel_sums`` column (the process run after it adds both through the MERGE's schema
+    evolution)."""
     from ptdm_spark import schemas
     from ptdm_spark.imaging.pipeline import Params, process_image
     from ptdm_spark.io import delta
@@ -44,8 +46,9 @@ def _old_images_row(spark, cfg, data: bytes, source_uri: str) -> None:
     processed = spark.createDataFrame([tuple(rec[f.name] for f in schemas.PROCESSED_OUT.fields)],
                                       schemas.PROCESSED_OUT)
     old = t_process.images(processed, cfg.process.quality, "old-run")
-    delta.merge_into(spark, old.drop("faces"), cfg.lakehouse.table_path(DS, "images"), ("image_id",))
-    assert "faces" not in spark.read.format("delta").load(cfg.lakehouse.table_path(DS, "images")).columns
+    delta.merge_into(spark, old.drop("faces", "pixel_sums"), cfg.lakehouse.table_path(DS, "images"), ("image_id",))
+    cols = spark.read.format("delta").load(cfg.lakehouse.table_path(DS, "images")).columns
+    assert "faces" not in cols and "pixel_sums" not in cols
 
 
 def test_blur_faces_counts_flags_and_blurs_only_the_faces(tmp_path, spark, cfg, ptdm):
@@ -81,6 +84,11 @@ def test_blur_faces_counts_flags_and_blurs_only_the_faces(tmp_path, spark, cfg, 
     assert expected["people/astronaut.png"] >= 1 and expected["things/coffee.jpg"] == 0
     assert {rel: images[ids[rel]].faces for rel in expected} == expected
     assert images[ids["old/pattern.png"]].faces is None  # the old row: not searched
+    sums = {r.image_id: r.pixel_sums for r in spark.read.format("delta").load(
+        cfg.lakehouse.table_path(DS, "images")).select("image_id", "pixel_sums").collect()}
+    assert sums[ids["old/pattern.png"]] is None  # the old row gained the column, NULL
+    stored_px = _rgb(bytes(images[ids["things/pattern.png"]].image)).reshape(-1, 3).astype(np.float64) / 255
+    assert np.allclose(sums[ids["things/pattern.png"]], [len(stored_px), *stored_px.sum(0), *(stored_px ** 2).sum(0)])
     flagged = {rel for rel, i in ids.items() if "has_faces" in images[i].flags}
     assert flagged == {"people/astronaut.png"}
 
