@@ -61,8 +61,9 @@ def analysed(curated: "DataFrame", images: "DataFrame", raw: "DataFrame") -> "Da
         ids = ids.join(images.filter(F.col("pixel_sums").isNotNull()).select("image_id"), "image_id", "left_anti")
         if not ids.limit(1).collect():
             return out
-    unsummed = curated.select("image_id", "image").join(ids, "image_id", "left_semi") if has else \
-        curated.select("image_id", "image")
+    unsummed = curated.select("image_id", "image")
+    if has:
+        unsummed = unsummed.join(ids, "image_id", "left_semi")
     decoded = unsummed.mapInPandas(_channel_sums, SUMS).select(
         "image_id", *[F.col(c).alias(f"_{c}") for c in SUM_COLUMNS])
     return out.join(decoded, "image_id", "left").select(
