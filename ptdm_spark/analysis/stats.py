@@ -61,6 +61,10 @@ def analysed(curated: "DataFrame", images: "DataFrame", raw: "DataFrame") -> "Da
         ids = ids.join(images.filter(F.col("pixel_sums").isNotNull()).select("image_id"), "image_id", "left_anti")
         if not ids.limit(1).collect():
             return out
+    from ptdm_spark.pipeline.job import log
+
+    log("[analyze] some curated images were processed before process stored their channel sums "
+        "(images.pixel_sums is NULL): decoding those to measure them")
     unsummed = curated.select("image_id", "image")
     if has:
         unsummed = unsummed.join(ids, "image_id", "left_semi")
