@@ -66,10 +66,11 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
     """Measure ``curated`` at ``version``; returns the analysis and what ``meanwhile(analysis)``
     returned (the report: drawn on this thread while the four tables are written).
 
-    The seven tables are opened at once; the work after the one cached read is some twenty small
-    Spark jobs that depend on few others (the funnel's counts, the scoped aggregates,
-    correlations, outliers, the scorecard's inputs, galleries, histograms): they are submitted
-    from a few driver threads at once, so that one query's planning overlaps another's tasks."""
+    The tables are opened and cached from threads at once; the work after the cached read is
+    some twenty small Spark jobs that depend on few others (the funnel's counts, the scoped
+    aggregates, correlations, outliers, the scorecard's inputs, galleries, histograms): they are
+    submitted from a few driver threads at once, so that one query's planning overlaps another's
+    tasks."""
     from pyspark.sql import functions as F
 
     a = cfg.analysis
