@@ -31,7 +31,8 @@ def _image(image_id: str, phash: int, *, label=None, side=64, pixel=None, flags=
                 channels=3, bit_depth=8, orientation=1, out_width=side, out_height=side,
                 pixel_sha256=pixel or f"px-{image_id}", phash=phash, dhash=dhash, colour_thumb=thumb, blur=100.0, brightness=0.5,
                 contrast=0.2, entropy=6.0, aspect_ratio=1.0, channel_spread=20.0, flags=list(flags),
-                image=b"png", encoding="png", decoder_warnings=None, faces=None, run_id="setup", processed_at=now)
+                image=b"png", encoding="png", decoder_warnings=None, faces=None, pixel_sums=None, run_id="setup",
+                processed_at=now)
 
 
 def _add_images(spark, cfg, dataset, images):
