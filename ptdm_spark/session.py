@@ -24,6 +24,7 @@ then print thousands of lines of stack traces).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -382,3 +383,18 @@ def get_session(spark_cfg: SparkConfig, lakehouse: LakehouseConfig,
     if encryption is not None:
         crypto.apply(spark, encryption)
     return spark
+
+
+@contextlib.contextmanager
+def log_level(spark, logger: str, level: str):
+    """``logger`` at ``level`` (log4j 2) while the block runs, then as it was."""
+    jvm = spark.sparkContext._jvm
+    conf = jvm.org.apache.logging.log4j.LogManager.getContext(False).getConfiguration()
+    before = conf.getLoggerConfig(logger)
+    kept = before.getLevel() if before.getName() == logger else None  # None: it had no config of its own
+    configurator = jvm.org.apache.logging.log4j.core.config.Configurator
+    configurator.setLevel(logger, jvm.org.apache.logging.log4j.Level.toLevel(level))
+    try:
+        yield
+    finally:
+        configurator.setLevel(logger, kept)

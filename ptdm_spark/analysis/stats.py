@@ -5,7 +5,6 @@ only aggregates reach the driver.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -241,7 +240,9 @@ def correlations(df: "DataFrame", wide_ranks_max_rows: int = WIDE_RANKS_MAX_ROWS
             ranked = ranked.withColumn(c, average_rank(Window.orderBy(c)))
         # Spark warns about every window without partitions ("moving all data to a single
         # partition"): here that is the point, so not on the user's console for these queries.
-        with _log_level(df.sparkSession, "org.apache.spark.sql.execution.window.WindowExec", "ERROR"):
+        from ptdm_spark.session import log_level
+
+        with log_level(df.sparkSession, "org.apache.spark.sql.execution.window.WindowExec", "ERROR"):
             ranks = pearson(ranked)
     else:
         stack = ", ".join(f"'{c}', `{c}`" for c in cols)
@@ -250,21 +251,6 @@ def correlations(df: "DataFrame", wide_ranks_max_rows: int = WIDE_RANKS_MAX_ROWS
         ranks = pearson(ranked.groupBy("image_id").pivot("col", cols).agg(F.first("rank")))
     rows += [("spearman", a, b, _finite(ranks[f"{a}|{b}"])) for a, b in pairs]
     return rows
-
-
-@contextlib.contextmanager
-def _log_level(spark, logger: str, level: str):
-    """``logger`` at ``level`` (log4j 2) while the block runs, then as it was."""
-    jvm = spark.sparkContext._jvm
-    conf = jvm.org.apache.logging.log4j.LogManager.getContext(False).getConfiguration()
-    before = conf.getLoggerConfig(logger)
-    kept = before.getLevel() if before.getName() == logger else None  # None: it had no config of its own
-    configurator = jvm.org.apache.logging.log4j.core.config.Configurator
-    configurator.setLevel(logger, jvm.org.apache.logging.log4j.Level.toLevel(level))
-    try:
-        yield
-    finally:
-        configurator.setLevel(logger, kept)
 
 
 def _finite(x) -> float | None:
