@@ -19,7 +19,7 @@ from ptdm_spark import schemas
 from ptdm_spark.analysis import outliers as o_mod
 from ptdm_spark.analysis import scorecard as sc_mod
 from ptdm_spark.analysis import stats as s_mod
-from ptdm_spark.config import Config
+from ptdm_spark.config import QUALITY_FLAGS, Config
 from ptdm_spark.errors import UsageError
 from ptdm_spark.io import delta
 from ptdm_spark.pipeline.job import Clock, log, read_table, replace_slice
@@ -119,25 +119,29 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
 
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         cut = now - dt.timedelta(days=a.freshness_days)
-        f_raw = timed("funnel", lambda: raw_m.agg(
+        # One aggregation per table: raw_images (with which of its objects became usable,
+        # labelled images: the scorecard's completeness), rejects, images (with its flag counts).
+        usable = images_m.filter(F.col("label").isNotNull()).select("image_id", F.lit(1).alias("_usable"))
+        f_raw = timed("funnel", lambda: raw_m.join(usable, "image_id", "left").agg(
             F.count(F.lit(1)).alias("rows"), F.countDistinct("image_id").alias("ids"),
             F.count("source_modified_at").alias("dated"),
             F.sum((F.col("source_modified_at") >= F.lit(cut)).cast("long")).alias("fresh"),
-            F.max("ingested_at").alias("last"), F.min("source_modified_at").alias("oldest")).first())
+            F.max("ingested_at").alias("last"), F.min("source_modified_at").alias("oldest"),
+            F.count("_usable").alias("usable")).first())
         f_reasons = timed("rejects", lambda: rejects.groupBy("stage", "reason").count().collect())
         f_im = timed("images", lambda: images_m.agg(
             F.count(F.lit(1)).alias("n"), F.collect_set(F.coalesce("label", F.lit("(none)"))).alias("labels"),
             F.sum((F.size("labels") > 1).cast("long")).alias("multi"),
             F.sum((F.col("decoder_warnings").isNotNull() & (F.col("decoder_warnings") != "")).cast("long"))
-            .alias("warned")).first())
-        f_flags = timed("flags", lambda: {x["flag"]: int(x["count"]) for x in images_m.select(
-            F.explode("flags").alias("flag")).groupBy("flag").count().collect()})
+            .alias("warned"),
+            *[F.sum(F.array_contains("flags", f).cast("long")).alias(f"flag {f}") for f in QUALITY_FLAGS]).first())
         f_dups = timed("duplicates", dups.count)
         f_aggs = timed("stats", lambda: s_mod.scoped_aggregates(df))
-        f_corr = timed("correlations", lambda: s_mod.correlations(df))
+        f_corr = timed("correlations", lambda aggs: s_mod.correlations(df, centre=_dataset_means(aggs),
+                                                                        rows=n_curated), f_aggs)
 
-        def find_outliers():
-            found = o_mod.outliers(df, a.outlier_scores, a.outlier_threshold)
+        def find_outliers(aggs):
+            found = o_mod.outliers(df, a.outlier_scores, a.outlier_threshold, _label_medians(aggs))
             if found is None:
                 found = spark.createDataFrame([], schemas.OUTLIERS).drop("curated_version", "run_id")
             found = found.cache()
@@ -146,7 +150,7 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
                 max(a.gallery.per_section, 1)).collect()]
             return found, {"rows": o["rows"], "ids": o["ids"]}, top
 
-        f_outl = timed("outliers", find_outliers)
+        f_outl = timed("outliers", find_outliers, f_aggs)
         f_hist = timed("histograms", lambda aggs: histograms(
             df, {x["key"]: x for x in aggs if x["scope"] == "dataset"}.get("all", {})), f_aggs)
         f_gal = timed("thumbnails", lambda found: gallery_rows(spark, cfg, run, images, raw, rejects, dups, conflicts,
@@ -166,7 +170,8 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
         counts = {"curated": n_curated, "images": n_images, "duplicates": f_dups.result(),
                   "source_objects": objects, "rejected_objects": sum(reasons.values())}
         aggregates = f_aggs.result()
-        stats_rows = s_mod.stats_rows(aggregates, counts, reasons, f_flags.result())
+        flags = {f: int(im[f"flag {f}"]) for f in QUALITY_FLAGS if im[f"flag {f}"]}
+        stats_rows = s_mod.stats_rows(aggregates, counts, reasons, flags)
         outl, o_counts, top_outliers = f_outl.result()
         t = time.monotonic()
         measured, details = measure(spark, cfg, df, images_m, raw_m, rejects, conflicts, leakage, counts,
@@ -215,6 +220,28 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
     return out, done
 
 
+def _dataset_means(aggregates: list[dict]) -> dict[str, float]:
+    """Each column's mean over the dataset, from the scoped aggregates (the correlations' centre)."""
+    ds = next((x for x in aggregates if x["scope"] == "dataset"), {})
+    return {c: ds.get(f"{c}_mean") for c in s_mod.CORRELATED}
+
+
+def _label_medians(aggregates: list[dict]) -> dict[tuple[str | None, str], float]:
+    """(label, column) -> the column's median within the label, from the scoped aggregates (their
+    p50 at accuracy 10,000: within 1/10,000 of the label's rows of the exact median); the label
+    scope keys unlabelled images ``(none)``."""
+    out: dict[tuple[str | None, str], float] = {}
+    for x in aggregates:
+        if x["scope"] != "label":
+            continue
+        label = None if x["key"] == "(none)" else x["key"]
+        for col in (*s_mod.SIZES, *s_mod.SCORES):
+            qs = x.get(f"{col}_q")
+            if qs and qs[1] is not None:
+                out[label, col] = float(qs[1])
+    return out
+
+
 def _write(spark: "SparkSession", run: Run, table: str, df: "DataFrame", version: int, schema) -> None:
     """Replace the rows of this curated version in one commit (others stay: several versions side
     by side); a re-analysis of the same version replaces its rows."""
@@ -238,7 +265,6 @@ def measure(spark, cfg: Config, df, images, raw, rejects, conflicts, leakage, co
     m: dict[str, float] = {"curated": n_curated, "images": counts["images"], "source_objects": counts["source_objects"],
                            "rejected_objects": counts["rejected_objects"]}
     ids = df.select("image_id")
-    usable = images.filter(F.col("label").isNotNull()).select("image_id")
     src = raw.select("image_id", s_mod.source_of(F.col("source_uri")).alias("source"))
     rej = rejects.select(s_mod.source_of(F.col("source_uri")).alias("source"), F.lit(1).alias("rej"))
     queries = {
@@ -246,8 +272,6 @@ def measure(spark, cfg: Config, df, images, raw, rejects, conflicts, leakage, co
         # never curated)
         "conflict_images": lambda: conflicts.select(F.explode("image_ids").alias("image_id")).join(
             images.select("image_id"), "image_id", "left_semi").distinct().count(),
-        # completeness: objects that became usable, labelled images
-        "usable_objects": lambda: raw.join(usable, "image_id", "left_semi").count(),
         # consistency
         "leaking": lambda: leakage.join(ids, "image_id", "left_semi").count(),
         "shape": lambda: df.groupBy("width", "height", "channels").count().orderBy(F.desc("count")).first(),
@@ -261,7 +285,7 @@ def measure(spark, cfg: Config, df, images, raw, rejects, conflicts, leakage, co
     got = {k: f.result() for k, f in futures.items()}
     m["conflict_images"] = got["conflict_images"]
     m["outlier_rows"], m["outlier_images"] = outliers["rows"], outliers["ids"]
-    m["usable_objects"] = got["usable_objects"]
+    m["usable_objects"] = float(raw_agg["usable"] or 0)  # objects that became usable, labelled images
     # completeness: empty label x split cells
     labels = sorted(images_agg["labels"] or [])
     held = {x["key"] for x in aggregates if x["scope"] == "split"}
@@ -366,16 +390,22 @@ def gallery_rows(spark, cfg: Config, run: Run, images, raw, rejects, dups, confl
                                    for i, r in enumerate(top_outliers)], "image_id string, caption string, ord double")
         picks.append(o.select(F.lit("outliers").alias("section"), "image_id", F.lit(None).cast("string").alias("source"),
                               "caption", "ord"))
-    # lowest-scoring images per flag
+    # lowest-scoring images per flag (the highest for bright): every flag in one window over the
+    # flagged images (each flag its partition, a top-n per partition before the shuffle), not
+    # one sorted query per flag
     flag_score = {"blurry": "blur", "dark": "brightness", "low_contrast": "contrast", "low_information": "entropy",
                   "near_constant": "contrast", "grayscale": "channel_spread", "bright": "brightness"}
-    for flag, score in flag_score.items():
-        sign = F.desc(score) if flag == "bright" else F.asc(score)
-        f = images_m.filter(F.array_contains("flags", flag)).orderBy(sign, "image_id").limit(n)
-        picks.append(f.select(F.lit(f"flag: {flag}").alias("section"), "image_id",
-                              F.col("source_uri").alias("source"),
-                              F.format_string(f"{score}=%.3g", F.col(score)).alias("caption"),
-                              F.col(score).cast("double").alias("ord")))
+    by_flag = images_m.select("image_id", "source_uri", *sorted(set(flag_score.values())),
+                              F.explode("flags").alias("flag")).filter(F.col("flag").isin(*flag_score))
+    score_name = F.create_map(*[F.lit(x) for kv in flag_score.items() for x in kv])[F.col("flag")]
+    value = F.coalesce(*[F.when(F.col("flag") == f, F.col(sc)) for f, sc in flag_score.items()]).cast("double")
+    by_flag = by_flag.withColumn("v", value)
+    wf = Window.partitionBy("flag").orderBy(
+        F.when(F.col("flag") == "bright", -F.col("v")).otherwise(F.col("v")).asc_nulls_last(), "image_id")
+    picks.append(by_flag.withColumn("r", F.row_number().over(wf)).filter(F.col("r") <= n)
+                 .select(F.concat(F.lit("flag: "), "flag").alias("section"), "image_id",
+                         F.col("source_uri").alias("source"),
+                         F.format_string("%s=%.3g", score_name, F.col("v")).alias("caption"), F.col("v").alias("ord")))
     chosen = picks[0]
     for p in picks[1:]:
         chosen = chosen.unionByName(p)

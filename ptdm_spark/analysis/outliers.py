@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -13,10 +13,13 @@ if TYPE_CHECKING:
 MAD_SCALE = 0.6745
 
 
-def outliers(df: "DataFrame", scores: Sequence[str], threshold: float) -> "DataFrame":
+def outliers(df: "DataFrame", scores: Sequence[str], threshold: float,
+             medians: Mapping[tuple[str | None, str], float] | None = None) -> "DataFrame":
     """(image_id, score, label, value, median, mad, robust_z, source_uri) of every image whose
     ``|0.6745 (value - median) / MAD|`` within its label exceeds ``threshold``. Labels whose MAD is
-    0 (half the values identical) have no outliers on that score: the rule is undefined there."""
+    0 (half the values identical) have no outliers on that score: the rule is undefined there.
+    ``medians``: (label, score) -> the score's median within the label when the caller measured
+    them already (``analyze``'s scoped aggregates); else one aggregation measures them."""
     from pyspark.sql import functions as F
 
     if not scores:
@@ -27,8 +30,12 @@ def outliers(df: "DataFrame", scores: Sequence[str], threshold: float) -> "DataF
     v = (df.select("image_id", "label", "source_uri", F.expr(f"stack({len(scores)}, {stack}) AS (score, value)"))
          .dropna(subset=["value"]))
     key = [v["label"].eqNullSafe(F.col("m_label")), v["score"] == F.col("m_score")]
-    med = v.groupBy(F.col("label").alias("m_label"), F.col("score").alias("m_score")).agg(
-        F.percentile_approx("value", 0.5, 100000).alias("median"))
+    if medians is not None and all(any(k[1] == s for k in medians) for s in scores):
+        med = df.sparkSession.createDataFrame([(label, s, m) for (label, s), m in medians.items() if s in scores],
+                                              "m_label string, m_score string, median double")
+    else:
+        med = v.groupBy(F.col("label").alias("m_label"), F.col("score").alias("m_score")).agg(
+            F.percentile_approx("value", 0.5, 100000).alias("median"))
     dev = (v.join(med, key).drop("m_label", "m_score")
            .withColumn("dev", F.abs(F.col("value") - F.col("median"))))
     mad = dev.groupBy(F.col("label").alias("m_label"), F.col("score").alias("m_score")).agg(
