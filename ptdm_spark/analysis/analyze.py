@@ -81,27 +81,35 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
         # few small Spark jobs, and one query planning them all did that one table after another.
         run.input_versions["curated"] = version
 
-        def opened_cached(table: str, schema=None, drop: tuple[str, ...] = ()):
+        def opened(table: str, schema=None, drop: tuple[str, ...] = ()):
             full = read_table(spark, run, table, schema)
-            kept = full.drop(*drop).cache()
-            kept.count()
-            return full, kept
+            return full, full.drop(*drop).cache()
 
-        opened = {t: pool.submit(opened_cached, t, *rest) for t, *rest in (
+        f_open = {t: pool.submit(opened, t, *rest) for t, *rest in (
             ("images", None, ("image", "colour_thumb")), ("raw_images", None, ("content",)),
             ("rejects", schemas.REJECTS, ("content",)), ("duplicates", schemas.DUPLICATES))}
         conflicts = read_table(spark, run, "label_conflicts", schemas.LABEL_CONFLICTS)
         leakage = read_table(spark, run, "leakage", schemas.LEAKAGE)
         curated = spark.read.format("delta").option("versionAsOf", version).load(run.table_path("curated"))
         # Everything but the bytes, cached once: the aggregates below read these, not the Delta
-        # tables again. The channel sums are the ones process stored; bytes are read only for
-        # images processed before it stored them, and for the few thumbnails.
-        images, images_m = opened["images"].result()
-        raw, raw_m = opened["raw_images"].result()
-        rejects = opened["rejects"].result()[1]
-        dups = opened["duplicates"].result()[1]
+        # tables again. The analysed frame is built from the cached images and raw_images (its
+        # query fills their caches) while the duplicates are counted (which fills theirs); the
+        # rejects fill at their first use. The channel sums are the ones process stored; bytes
+        # are read only for images processed before it stored them, and for the few thumbnails.
+        images, images_m = f_open["images"].result()
+        raw, raw_m = f_open["raw_images"].result()
+        rejects = f_open["rejects"].result()[1]
+        dups = f_open["duplicates"].result()[1]
+        f_dups = pool.submit(dups.count)
         df = s_mod.analysed(curated, images_m, raw_m).cache()
-        n_curated = df.count()
+        got = df.agg(F.count(F.lit(1)).alias("rows"), F.sum(F.col("n").isNull().cast("long")).alias("unsummed")).first()
+        n_curated = int(got["rows"])
+        if got["unsummed"]:
+            whole = s_mod.with_decoded_sums(df, curated).cache()
+            whole.count()
+            df.unpersist()
+            df = whole
+        f_dups.result()
         clock.lap(f"read {n_curated} curated image(s) and their pixel sums")
 
         took: dict[str, float] = {}
@@ -135,7 +143,6 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
             F.sum((F.col("decoder_warnings").isNotNull() & (F.col("decoder_warnings") != "")).cast("long"))
             .alias("warned"),
             *[F.sum(F.array_contains("flags", f).cast("long")).alias(f"flag {f}") for f in QUALITY_FLAGS]).first())
-        f_dups = timed("duplicates", dups.count)
         f_aggs = timed("stats", lambda: s_mod.scoped_aggregates(df))
         f_corr = timed("correlations", lambda aggs: s_mod.correlations(df, centre=_dataset_means(aggs),
                                                                         rows=n_curated), f_aggs)
@@ -153,8 +160,9 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
         f_outl = timed("outliers", find_outliers, f_aggs)
         f_hist = timed("histograms", lambda aggs: histograms(
             df, {x["key"]: x for x in aggs if x["scope"] == "dataset"}.get("all", {})), f_aggs)
-        f_gal = timed("thumbnails", lambda found: gallery_rows(spark, cfg, run, images, raw, rejects, dups, conflicts,
-                                                               images_m, found[2]), f_outl)
+        f_picks = timed("gallery", lambda: gallery_picks(cfg, rejects, dups, conflicts, images_m))
+        f_gal = timed("thumbnails", lambda picked, found: gallery_rows(cfg, images, raw, picked, found[2]),
+                      f_picks, f_outl)
 
         # The funnel: source objects -> raw -> images -> curated, rejects by stage and reason.
         r, by_reason, im = f_raw.result(), f_reasons.result(), f_im.result()
@@ -349,11 +357,10 @@ def histograms(df: "DataFrame", ranges: dict, bins: int = 40) -> dict[str, list[
 # --- galleries ------------------------------------------------------------------------------------
 
 
-def gallery_rows(spark, cfg: Config, run: Run, images, raw, rejects, dups, conflicts, images_m,
-                 top_outliers: list[dict]) -> dict[str, list[dict[str, Any]]]:
-    """Up to ``analysis.gallery.per_section`` image ids per section, chosen in Spark (``images_m``:
-    images without bytes) and collected (ids and captions only); then the thumbnails of just those
-    ids, made on the executors (``images`` and ``raw`` with their bytes)."""
+def gallery_picks(cfg: Config, rejects, dups, conflicts, images_m) -> list[dict[str, Any]]:
+    """Up to ``analysis.gallery.per_section`` image ids per section but the outliers', chosen in
+    one Spark query (``images_m``: images without bytes) and collected: section, image_id,
+    source, caption and the order within the section."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -384,12 +391,6 @@ def gallery_rows(spark, cfg: Config, run: Run, images, raw, rejects, dups, confl
     picks.append(lc.select(F.concat(F.lit("label conflict "), F.substring("kept_id", 1, 8)).alias("section"),
                            "image_id", F.lit(None).cast("string").alias("source"),
                            F.lit("").alias("caption"), F.col("i").cast("double").alias("ord")))
-    # outliers (already the strongest few)
-    if top_outliers:
-        o = spark.createDataFrame([(r["image_id"], f"{r['score']} z={r['robust_z']:+.1f} ({r['label']})", float(i))
-                                   for i, r in enumerate(top_outliers)], "image_id string, caption string, ord double")
-        picks.append(o.select(F.lit("outliers").alias("section"), "image_id", F.lit(None).cast("string").alias("source"),
-                              "caption", "ord"))
     # lowest-scoring images per flag (the highest for bright): every flag in one window over the
     # flagged images (each flag its partition, a top-n per partition before the shuffle), not
     # one sorted query per flag
@@ -409,7 +410,20 @@ def gallery_rows(spark, cfg: Config, run: Run, images, raw, rejects, dups, confl
     chosen = picks[0]
     for p in picks[1:]:
         chosen = chosen.unionByName(p)
-    picked = chosen.collect()
+    return [r.asDict() for r in chosen.collect()]
+
+
+def gallery_rows(cfg: Config, images, raw, picked: list[dict[str, Any]], top_outliers: list[dict]
+                 ) -> dict[str, list[dict[str, Any]]]:
+    """The gallery sections: the ``picked`` ids (:func:`gallery_picks`) and the strongest
+    outliers, each with its thumbnail, made on the executors from the bytes of just those ids
+    (``images`` and ``raw`` with their bytes)."""
+    from pyspark.sql import functions as F
+
+    g = cfg.analysis.gallery
+    picked = picked + [{"section": "outliers", "image_id": r["image_id"], "source": None,
+                        "caption": f"{r['score']} z={r['robust_z']:+.1f} ({r['label']})", "ord": float(i)}
+                       for i, r in enumerate(top_outliers)]
     # bytes: the normalized image when it was decoded; else the source object's content
     want = sorted({r["image_id"] for r in picked})
     thumbs: dict[str, tuple[str, bytes]] = {}

@@ -35,12 +35,11 @@ def source_of(uri_col):
 
 def analysed(curated: "DataFrame", images: "DataFrame", raw: "DataFrame") -> "DataFrame":
     """One row per curated image, without its bytes: its label, split, scores, sizes, format,
-    source, and the per-channel pixel sums of its normalized image (:data:`SUM_COLUMNS`).
+    source, and the per-channel pixel sums of its normalized image (:data:`SUM_COLUMNS`) that
+    ``process`` stored in ``images.pixel_sums`` (an image's bytes never change once processed).
 
-    ``process`` stores those sums in ``images.pixel_sums`` (an image's bytes never change once
-    processed); the curated images without them (processed before the column existed, whose rows
-    keep NULL: process never processes an image twice) are decoded here at every analysis, and
-    only those."""
+    Images processed before that column existed keep NULL sums (process never processes an
+    image twice): :func:`with_decoded_sums` measures those from their bytes."""
     from pyspark.sql import functions as F
 
     size = raw.groupBy("image_id").agg(F.min("size_bytes").alias("size_bytes"))
@@ -49,28 +48,27 @@ def analysed(curated: "DataFrame", images: "DataFrame", raw: "DataFrame") -> "Da
               for i, c in enumerate(SUM_COLUMNS)]
     scores = images.select("image_id", "format", "labels", "decoder_warnings", *SCORES,
                            F.col("source_uri").alias("_src"), *stored)
-    out = (curated.select("image_id", "label", "split", "width", "height", "channels", "flags")
-           .join(scores, "image_id", "left").join(size, "image_id", "left")
-           .withColumn("aspect_ratio", F.greatest("width", "height") / F.least("width", "height"))
-           .withColumn("source", source_of(F.col("_src"))).withColumnRenamed("_src", "source_uri"))
-    # The curated images without stored sums: none once every image was processed by a ptdm
-    # that stores them (one small anti-join to know), else decoded here, those only.
-    ids = curated.select("image_id")
-    if has:
-        ids = ids.join(images.filter(F.col("pixel_sums").isNotNull()).select("image_id"), "image_id", "left_anti")
-        if not ids.limit(1).collect():
-            return out
+    return (curated.select("image_id", "label", "split", "width", "height", "channels", "flags")
+            .join(scores, "image_id", "left").join(size, "image_id", "left")
+            .withColumn("aspect_ratio", F.greatest("width", "height") / F.least("width", "height"))
+            .withColumn("source", source_of(F.col("_src"))).withColumnRenamed("_src", "source_uri"))
+
+
+def with_decoded_sums(frame: "DataFrame", curated: "DataFrame") -> "DataFrame":
+    """``frame`` (:func:`analysed`) with the pixel sums of its rows that have none measured from
+    ``curated``'s bytes, those rows only (decoded at every analysis: nothing stores them)."""
+    from pyspark.sql import functions as F
+
     from ptdm_spark.pipeline.job import log
 
     log("[analyze] some curated images were processed before process stored their channel sums "
         "(images.pixel_sums is NULL): decoding those to measure them")
-    unsummed = curated.select("image_id", "image")
-    if has:
-        unsummed = unsummed.join(ids, "image_id", "left_semi")
+    unsummed = curated.select("image_id", "image").join(
+        frame.filter(F.col("n").isNull()).select("image_id"), "image_id", "left_semi")
     decoded = unsummed.mapInPandas(_channel_sums, SUMS).select(
         "image_id", *[F.col(c).alias(f"_{c}") for c in SUM_COLUMNS])
-    return out.join(decoded, "image_id", "left").select(
-        *[F.coalesce(c, f"_{c}").alias(c) if c in SUM_COLUMNS else c for c in out.columns])
+    return frame.join(decoded, "image_id", "left").select(
+        *[F.coalesce(c, f"_{c}").alias(c) if c in SUM_COLUMNS else c for c in frame.columns])
 
 
 def scopes() -> dict[str, str]:
