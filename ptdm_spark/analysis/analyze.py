@@ -75,7 +75,7 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
 
     a = cfg.analysis
     clock = Clock("analyze")
-    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="analyze") as pool:
+    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="analyze") as pool:
         # The tables are opened and their byte-free columns cached in threads at once: a fresh
         # JVM's first query of each Delta table reconstructs its state and lists its files in a
         # few small Spark jobs, and one query planning them all did that one table after another.
@@ -158,6 +158,8 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
             return found, {"rows": o["rows"], "ids": o["ids"]}, top
 
         f_outl = timed("outliers", find_outliers, f_aggs)
+        f_card = {k: timed(k, q) for k, q in scorecard_queries(df, images_m, raw_m, rejects, conflicts,
+                                                               leakage).items()}
         f_hist = timed("histograms", lambda aggs: histograms(
             df, {x["key"]: x for x in aggs if x["scope"] == "dataset"}.get("all", {})), f_aggs)
         f_picks = timed("gallery", lambda: gallery_picks(cfg, rejects, dups, conflicts, images_m))
@@ -181,10 +183,8 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
         flags = {f: int(im[f"flag {f}"]) for f in QUALITY_FLAGS if im[f"flag {f}"]}
         stats_rows = s_mod.stats_rows(aggregates, counts, reasons, flags)
         outl, o_counts, top_outliers = f_outl.result()
-        t = time.monotonic()
-        measured, details = measure(spark, cfg, df, images_m, raw_m, rejects, conflicts, leakage, counts,
-                                    o_counts, r, im, aggregates, pool)
-        took["scorecard"] = time.monotonic() - t
+        measured, details = measure(cfg, counts, o_counts, r, im, aggregates,
+                                    {k: f.result() for k, f in f_card.items()})
         card = sc_mod.compute(measured, details)
         corr_rows, galleries, hist = f_corr.result(), f_gal.result(), f_hist.result()
         clock.lap(f"stats, correlations, outliers, scorecard, {sum(len(v) for v in galleries.values())} "
@@ -260,22 +260,16 @@ def _write(spark: "SparkSession", run: Run, table: str, df: "DataFrame", version
     replace_slice(spark, run, table, out, f"curated_version = {int(version)}")
 
 
-def measure(spark, cfg: Config, df, images, raw, rejects, conflicts, leakage, counts: dict[str, int],
-            outliers: dict[str, int], raw_agg, images_agg, aggregates: list[dict], pool: ThreadPoolExecutor
-            ) -> tuple[dict[str, float], dict[str, str]]:
-    """The scorecard's inputs, each an aggregate over the tables (see :mod:`scorecard`); ``images``
-    and ``raw`` without their bytes; ``counts``, ``outliers`` (rows, ids), ``raw_agg`` (dated,
-    fresh, last, oldest), ``images_agg`` (labels, multi, warned) and the scoped ``aggregates``
-    are what :func:`analyze` measured already; the queries left run in ``pool`` at once."""
+def scorecard_queries(df, images, raw, rejects, conflicts, leakage) -> dict[str, Callable[[], Any]]:
+    """The scorecard's inputs that need a query of their own (see :mod:`scorecard`), independent
+    of every other step: :func:`analyze` runs them at once with the rest. ``images`` and ``raw``
+    without their bytes."""
     from pyspark.sql import functions as F
 
-    n_curated = counts["curated"]
-    m: dict[str, float] = {"curated": n_curated, "images": counts["images"], "source_objects": counts["source_objects"],
-                           "rejected_objects": counts["rejected_objects"]}
     ids = df.select("image_id")
     src = raw.select("image_id", s_mod.source_of(F.col("source_uri")).alias("source"))
     rej = rejects.select(s_mod.source_of(F.col("source_uri")).alias("source"), F.lit(1).alias("rej"))
-    queries = {
+    return {
         # accuracy: every member of a label-conflict component (the non-kept ones are duplicates,
         # never curated)
         "conflict_images": lambda: conflicts.select(F.explode("image_ids").alias("image_id")).join(
@@ -289,8 +283,17 @@ def measure(spark, cfg: Config, df, images, raw, rejects, conflicts, leakage, co
                                .withColumn("rate", F.col("rej") / F.col("n")).filter("rej > 0")
                                .orderBy(F.desc("rate"), F.desc("rej")).limit(5).collect()),
     }
-    futures = {k: pool.submit(q) for k, q in queries.items()}  # independent small jobs: at once
-    got = {k: f.result() for k, f in futures.items()}
+
+
+def measure(cfg: Config, counts: dict[str, int], outliers: dict[str, int], raw_agg, images_agg,
+            aggregates: list[dict], got: dict[str, Any]) -> tuple[dict[str, float], dict[str, str]]:
+    """The scorecard's inputs (see :mod:`scorecard`) from what :func:`analyze` measured:
+    ``counts``, ``outliers`` (rows, ids), ``raw_agg`` (dated, fresh, last, oldest, usable),
+    ``images_agg`` (labels, multi, warned), the scoped ``aggregates``, and ``got``: the results
+    of :func:`scorecard_queries`. No query here."""
+    n_curated = counts["curated"]
+    m: dict[str, float] = {"curated": n_curated, "images": counts["images"], "source_objects": counts["source_objects"],
+                           "rejected_objects": counts["rejected_objects"]}
     m["conflict_images"] = got["conflict_images"]
     m["outlier_rows"], m["outlier_images"] = outliers["rows"], outliers["ids"]
     m["usable_objects"] = float(raw_agg["usable"] or 0)  # objects that became usable, labelled images
