@@ -66,11 +66,14 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
     """Measure ``curated`` at ``version``; returns the analysis and what ``meanwhile(analysis)``
     returned (the report: drawn on this thread while the four tables are written).
 
-    The tables are opened and cached from threads at once; the work after the cached read is
-    some twenty small Spark jobs that depend on few others (the funnel's counts, the scoped
-    aggregates, correlations, outliers, the scorecard's inputs, galleries, histograms): they are
-    submitted from a few driver threads at once, so that one query's planning overlaps another's
-    tasks."""
+    The tables are opened from threads at once and their byte-free columns cached; the work
+    after the cached read is a dozen Spark queries, as few as the measures allow (each distinct
+    plan costs planning, code generation and JIT compilation in the JVM: far more than its rows
+    at 70,000 images): one aggregation per table for the funnel, every scope's stats in one,
+    Pearson and Spearman in one (centred on the stats' means), outliers from the stats' label
+    medians, the gallery ids in one, the scorecard's four. They are submitted to a pool of driver
+    threads at once, a step that needs another's result waiting in its own thread; the scorecard
+    is assembled from the results on this one."""
     from pyspark.sql import functions as F
 
     a = cfg.analysis
@@ -81,13 +84,18 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
         # few small Spark jobs, and one query planning them all did that one table after another.
         run.input_versions["curated"] = version
 
-        def opened(table: str, schema=None, drop: tuple[str, ...] = ()):
+        def opened(table: str, schema=None, keep: tuple[str, ...] | None = None, drop: tuple[str, ...] = ()):
+            """The table, and the columns the analysis reads of it cached (``keep``, those the
+            table has; or all but ``drop``): no bytes, no hashes, no run ids."""
             full = read_table(spark, run, table, schema)
-            return full, full.drop(*drop).cache()
+            kept = full.select(*[c for c in keep if c in full.columns]) if keep else full.drop(*drop)
+            return full, kept.cache()
 
         f_open = {t: pool.submit(opened, t, *rest) for t, *rest in (
-            ("images", None, ("image", "colour_thumb")), ("raw_images", None, ("content",)),
-            ("rejects", schemas.REJECTS, ("content",)), ("duplicates", schemas.DUPLICATES))}
+            ("images", None, ("image_id", "label", "labels", "source_uri", "format", *s_mod.SCORES, "flags",
+                              "decoder_warnings", "pixel_sums")),
+            ("raw_images", None, ("image_id", "source_uri", "size_bytes", "source_modified_at", "ingested_at")),
+            ("rejects", schemas.REJECTS, None, ("content",)), ("duplicates", schemas.DUPLICATES))}
         conflicts = read_table(spark, run, "label_conflicts", schemas.LABEL_CONFLICTS)
         leakage = read_table(spark, run, "leakage", schemas.LEAKAGE)
         curated = spark.read.format("delta").option("versionAsOf", version).load(run.table_path("curated"))
