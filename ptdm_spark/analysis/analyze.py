@@ -70,7 +70,7 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
     after the cached read is a dozen Spark queries, as few as the measures allow (each distinct
     plan costs planning, code generation and JIT compilation in the JVM: far more than its rows
     at 70,000 images): one aggregation per table for the funnel, every scope's stats in one,
-    Pearson and Spearman in one (centred on the stats' means), outliers from the stats' label
+    Pearson and Spearman in one each (centred on the stats' means), outliers from the stats' label
     medians, the gallery ids in one, the scorecard's four. They are submitted to a pool of driver
     threads at once, a step that needs another's result waiting in its own thread; the scorecard
     is assembled from the results on this one."""
@@ -152,8 +152,7 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
             .alias("warned"),
             *[F.sum(F.array_contains("flags", f).cast("long")).alias(f"flag {f}") for f in QUALITY_FLAGS]).first())
         f_aggs = timed("stats", lambda: s_mod.scoped_aggregates(df))
-        f_corr = timed("correlations", lambda aggs: s_mod.correlations(df, centre=_dataset_means(aggs),
-                                                                        rows=n_curated), f_aggs)
+        f_corr = timed("correlations", lambda aggs: s_mod.correlations(df, centre=_dataset_means(aggs)), f_aggs)
 
         def find_outliers(aggs):
             found = o_mod.outliers(df, a.outlier_scores, a.outlier_threshold, _label_medians(aggs))

@@ -198,20 +198,20 @@ WIDE_RANKS_MAX_ROWS = 2_000_000
 
 
 def correlations(df: "DataFrame", wide_ranks_max_rows: int = WIDE_RANKS_MAX_ROWS,
-                 centre: dict[str, float] | None = None, rows: int | None = None) -> list[tuple]:
+                 centre: dict[str, float] | None = None) -> list[tuple]:
     """(method, a, b, value) rows: Pearson and Spearman coefficients between the quality scores,
     width, height and byte size, over the images that have all of them.
 
     Pearson from one aggregation of plain sums (:func:`_pearson`); Spearman is Pearson of the
     ranks (ties get their average rank, as in scipy's ``spearmanr``), ranked in Spark with window
-    functions. Up to ``wide_ranks_max_rows`` rows (``rows``: the frame's row count or a bound on
-    it; counted when not given) every column is ranked in place, one window after another (a
-    window without partitions sorts the column in one task: fine for a few million rows, and no
-    regrouping), and ONE aggregation sums the values and the ranks; beyond, the columns are
-    stacked into one long frame, each column its own window partition (one sort per column, in
-    parallel), and the ranks meet again by image for a second aggregation. ``centre``: a value
-    near each column's mean (``analyze`` passes the dataset means it measured; else one small
-    aggregation finds them). Both equal Spark ML's ``Correlation`` (1e-14 on Fashion-MNIST)."""
+    functions, then one more such aggregation. Up to ``wide_ranks_max_rows`` rows every column
+    is ranked in place, one window after another (a window without partitions sorts the column
+    in one task: fine for a few million rows, and no regrouping; each sort carries only the
+    ranked columns); beyond, the columns are stacked into one long frame, each column its own
+    window partition (one sort per column, in parallel), and the ranks meet again by image.
+    ``centre``: a value near each column's mean (``analyze`` passes the dataset means it
+    measured; else one small aggregation finds them). Both equal Spark ML's ``Correlation``
+    (1e-14 on Fashion-MNIST)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -227,71 +227,57 @@ def correlations(df: "DataFrame", wide_ranks_max_rows: int = WIDE_RANKS_MAX_ROWS
 
     if centre is None or any(centre.get(c) is None for c in cols):
         centre = num.agg(*[F.avg(c).alias(c) for c in cols]).first().asDict()
-    if rows is None:
-        rows = num.count()
-    ranked_cols = [f"rank_{c}" for c in cols]
-    # The mean of the average ranks 1..n is (n + 1) / 2 whatever the ties; any centre is exact,
-    # one near the mean keeps the digits.
-    shift = {**{c: centre.get(c) or 0.0 for c in cols}, **{r: (rows + 1) / 2.0 for r in ranked_cols}}
-    if rows <= wide_ranks_max_rows:
-        ranked = num.select(*cols, *[F.col(c).alias(r) for c, r in zip(cols, ranked_cols)])
-        for c, r in zip(cols, ranked_cols):
-            ranked = ranked.withColumn(r, average_rank(Window.orderBy(c)))
+    n, values = _pearson(num, cols, centre)
+    if n < 2:
+        return []
+    mid = {c: (n + 1) / 2.0 for c in cols}  # the mean of the average ranks 1..n, whatever the ties
+    if n <= wide_ranks_max_rows:
+        ranked = num.select(*cols)
+        for c in cols:
+            ranked = ranked.withColumn(c, average_rank(Window.orderBy(c)))
         # Spark warns about every window without partitions ("moving all data to a single
         # partition"): here that is the point, so not on the user's console for these queries.
         from ptdm_spark.session import log_level
 
         with log_level(df.sparkSession, "org.apache.spark.sql.execution.window.WindowExec", "ERROR"):
-            n, (values, ranks) = _pearson(ranked, [cols, ranked_cols], shift)
+            _, ranks = _pearson(ranked, cols, mid)
     else:
-        n, (values,) = _pearson(num, [cols], shift)
         stack = ", ".join(f"'{c}', `{c}`" for c in cols)
         long = num.select("image_id", F.expr(f"stack({len(cols)}, {stack}) AS (col, v)"))  # one row per id
         ranked = long.withColumn("rank", average_rank(Window.partitionBy("col").orderBy("v")))
-        wide = ranked.groupBy("image_id").pivot("col", cols).agg(F.first("rank"))
-        _, (ranks,) = _pearson(wide.select(*[F.col(c).alias(r) for c, r in zip(cols, ranked_cols)]),
-                               [ranked_cols], shift)
-    if n < 2:
-        return []
-    return ([("pearson", a, b, values[a, b]) for a, b in pairs]
-            + [("spearman", a, b, ranks[f"rank_{a}", f"rank_{b}"]) for a, b in pairs])
+        _, ranks = _pearson(ranked.groupBy("image_id").pivot("col", cols).agg(F.first("rank")), cols, mid)
+    return [("pearson", a, b, values[a, b]) for a, b in pairs] + [("spearman", a, b, ranks[a, b]) for a, b in pairs]
 
 
-def _pearson(frame: "DataFrame", groups: list[list[str]], centre: dict[str, float]
-             ) -> tuple[int, list[dict[tuple[str, str], float | None]]]:
-    """(rows, per group the Pearson coefficient of every pair of its columns) from ONE
-    aggregation of plain sums: the count, each column's min and max, and the sums of ``d`` and
-    of every product ``d_a d_b`` within a group, of the values shifted by ``centre`` (``d = x -
-    centre``, near the mean, so that the covariance ``mean(d_a d_b) - mean(d_a) mean(d_b)`` loses
-    no digits to cancellation). Sums are the cheapest aggregates Spark has: one pass, a small
-    generated loop; the algebra is done on the driver. A constant column (min = max) has no
-    coefficient."""
+def _pearson(frame: "DataFrame", cols: list[str], centre: dict[str, float]
+             ) -> tuple[int, dict[tuple[str, str], float | None]]:
+    """(rows, the Pearson coefficient of every pair of ``cols``) from ONE aggregation of plain
+    sums: the count, each column's min and max, and the sums of ``d`` and of every product
+    ``d_a d_b`` of the values shifted by ``centre`` (``d = x - centre``, near the mean, so that the
+    covariance ``mean(d_a d_b) - mean(d_a) mean(d_b)`` loses no digits to cancellation). Sums are
+    the cheapest aggregates Spark has (one pass, a small generated loop, where Spark's
+    ``covar_pop`` and ``stddev_pop`` per pair took twice as long); the algebra is done on the
+    driver. A constant column (min = max) has no coefficient."""
     from pyspark.sql import functions as F
 
-    cols = [c for g in groups for c in g]
+    d = {c: F.col(c) - F.lit(float(centre[c])) for c in cols}
     aggs = [F.count(F.lit(1)).alias("n")]
     for c in cols:
-        d = F.col(c) - F.lit(float(centre[c]))
-        aggs += [F.min(c).alias(f"lo {c}"), F.max(c).alias(f"hi {c}"), F.sum(d).alias(f"s {c}")]
-    for g in groups:
-        aggs += [F.sum((F.col(a) - F.lit(float(centre[a]))) * (F.col(b) - F.lit(float(centre[b])))).alias(f"p {a} {b}")
-                 for i, a in enumerate(g) for b in g[i:]]
+        aggs += [F.min(c).alias(f"lo {c}"), F.max(c).alias(f"hi {c}"), F.sum(d[c]).alias(f"s {c}")]
+    aggs += [F.sum(d[a] * d[b]).alias(f"p {a} {b}") for i, a in enumerate(cols) for b in cols[i:]]
     r = frame.agg(*aggs).first()
     n = int(r["n"])
-    out: list[dict[tuple[str, str], float | None]] = []
-    for g in groups:
-        coef: dict[tuple[str, str], float | None] = {}
-        if n:
-            mean = {c: r[f"s {c}"] / n for c in g}
-            cov = {(a, b): r[f"p {a} {b}"] / n - mean[a] * mean[b] for i, a in enumerate(g) for b in g[i:]}
-            for i, a in enumerate(g):
-                for b in g[i + 1:]:
-                    va, vb = cov[a, a], cov[b, b]
-                    varies = r[f"lo {a}"] != r[f"hi {a}"] and r[f"lo {b}"] != r[f"hi {b}"]
-                    coef[a, b] = (_finite(max(-1.0, min(1.0, cov[a, b] / np.sqrt(va * vb))))
-                                  if varies and va > 0 and vb > 0 else None)
-        out.append(coef)
-    return n, out
+    coef: dict[tuple[str, str], float | None] = {}
+    if n:
+        mean = {c: r[f"s {c}"] / n for c in cols}
+        cov = {(a, b): r[f"p {a} {b}"] / n - mean[a] * mean[b] for i, a in enumerate(cols) for b in cols[i:]}
+        for i, a in enumerate(cols):
+            for b in cols[i + 1:]:
+                va, vb = cov[a, a], cov[b, b]
+                varies = r[f"lo {a}"] != r[f"hi {a}"] and r[f"lo {b}"] != r[f"hi {b}"]
+                coef[a, b] = (_finite(max(-1.0, min(1.0, cov[a, b] / np.sqrt(va * vb))))
+                              if varies and va > 0 and vb > 0 else None)
+    return n, coef
 
 
 def _finite(x) -> float | None:
