@@ -66,11 +66,12 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
     """Measure ``curated`` at ``version``; returns the analysis and what ``meanwhile(analysis)``
     returned (the report: drawn on this thread while the four tables are written).
 
-    The tables are opened from threads at once and their byte-free columns cached; the work
-    after the cached read is a dozen Spark queries, as few as the measures allow (each distinct
-    plan costs planning, code generation and JIT compilation in the JVM: far more than its rows
-    at 70,000 images): one aggregation per table for the funnel, every scope's stats in one,
-    Pearson and Spearman in one each (centred on the stats' means), outliers from the stats' label
+    The tables are opened from threads at once and the columns the analysis reads marked for
+    caching (the analysed frame's query fills them); the work after that is some fifteen Spark
+    queries, as few as the measures allow (each distinct plan costs planning, code generation and
+    JIT compilation in the JVM: far more than its rows at 70,000 images): one aggregation per
+    table for the funnel, every scope's stats in one, Pearson and Spearman in one sum
+    aggregation each (the values centred on the stats' means), outliers from the stats' label
     medians, the gallery ids in one, the scorecard's four. They are submitted to a pool of driver
     threads at once, a step that needs another's result waiting in its own thread; the scorecard
     is assembled from the results on this one."""
@@ -79,9 +80,9 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
     a = cfg.analysis
     clock = Clock("analyze")
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="analyze") as pool:
-        # The tables are opened and their byte-free columns cached in threads at once: a fresh
-        # JVM's first query of each Delta table reconstructs its state and lists its files in a
-        # few small Spark jobs, and one query planning them all did that one table after another.
+        # The tables are opened in threads at once: a fresh JVM's first query of each Delta table
+        # reconstructs its state and lists its files in a few small Spark jobs, and one query
+        # planning them all did that one table after another.
         run.input_versions["curated"] = version
 
         def opened(table: str, schema=None, keep: tuple[str, ...] | None = None, drop: tuple[str, ...] = ()):
@@ -99,8 +100,8 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
         conflicts = read_table(spark, run, "label_conflicts", schemas.LABEL_CONFLICTS)
         leakage = read_table(spark, run, "leakage", schemas.LEAKAGE)
         curated = spark.read.format("delta").option("versionAsOf", version).load(run.table_path("curated"))
-        # Everything but the bytes, cached once: the aggregates below read these, not the Delta
-        # tables again. The analysed frame is built from the cached images and raw_images (its
+        # The columns read, cached once: the aggregates below read these, not the Delta tables
+        # again. The analysed frame is built from the cached images and raw_images (its
         # query fills their caches) while the duplicates are counted (which fills theirs); the
         # rejects fill at their first use. The channel sums are the ones process stored; bytes
         # are read only for images processed before it stored them, and for the few thumbnails.
@@ -241,19 +242,18 @@ def _dataset_means(aggregates: list[dict]) -> dict[str, float]:
     return {c: ds.get(f"{c}_mean") for c in s_mod.CORRELATED}
 
 
-def _label_medians(aggregates: list[dict]) -> dict[tuple[str | None, str], float]:
-    """(label, column) -> the column's median within the label, from the scoped aggregates (their
-    p50 at accuracy 10,000: within 1/10,000 of the label's rows of the exact median); the label
-    scope keys unlabelled images ``(none)``."""
-    out: dict[tuple[str | None, str], float] = {}
+def _label_medians(aggregates: list[dict]) -> dict[tuple[str, str], float]:
+    """(label key, column) -> the column's median within the label, from the scoped aggregates
+    (their p50 at accuracy 10,000: within 1/10,000 of the label's rows of the exact median); the
+    key is the stats' label scope's (NULL labels as ``(none)``)."""
+    out: dict[tuple[str, str], float] = {}
     for x in aggregates:
         if x["scope"] != "label":
             continue
-        label = None if x["key"] == "(none)" else x["key"]
         for col in (*s_mod.SIZES, *s_mod.SCORES):
             qs = x.get(f"{col}_q")
             if qs and qs[1] is not None:
-                out[label, col] = float(qs[1])
+                out[x["key"], col] = float(qs[1])
     return out
 
 

@@ -230,6 +230,12 @@ def test_correlations_are_numpys(spark, cfg, analysed_clean):
     assert all((x[3] is None and y[3] is None) or abs(x[3] - y[3]) < 1e-12 for x, y in zip(wide, long))
     assert [r[3] for r in wide if r[0] == "spearman" and {r[1], r[2]} == {"brightness", "width"}] == [
         pytest.approx(want, abs=1e-9)]
+    # Nothing to correlate (no curated image; a column NULL everywhere): no rows, no error.
+    from pyspark.sql import functions as F
+
+    assert s_mod.correlations(frame.limit(0)) == []
+    assert s_mod.correlations(frame.limit(0), centre={c: None for c in s_mod.CORRELATED}) == []
+    assert s_mod.correlations(frame.withColumn("blur", F.lit(None).cast("double"))) == []
 
 
 # --- the scorecard ------------------------------------------------------------------------------
