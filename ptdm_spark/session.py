@@ -103,7 +103,11 @@ def spark_properties(spark_cfg: SparkConfig, lakehouse: LakehouseConfig, *, unde
     if not under_submit:
         props["spark.master"] = spark_cfg.master
         props["spark.driver.memory"] = spark_cfg.driver_memory
-        java_opts = [f"-Dderby.system.home={catalog}"]
+        # The throughput collector: on a 2-core machine G1's concurrent marking threads took ~4
+        # CPU-s of a 20 s stage; with ParallelGC a Fashion-MNIST `ptdm run --analyze` ran in
+        # 99-101 s against 104-105 s, every stage a little shorter (benchmarks/README, fourth
+        # round). A spark.conf of spark.driver.extraJavaOptions replaces all of these.
+        java_opts = [f"-Dderby.system.home={catalog}", "-XX:+UseParallelGC"]
         log_conf = conf_dir() / "log4j2.properties"
         if log_conf.is_file():
             java_opts.append(f"-Dlog4j2.configurationFile={log_conf.as_uri()}")
