@@ -168,8 +168,7 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
         f_outl = timed("outliers", find_outliers, f_aggs)
         f_card = {k: timed(k, q) for k, q in scorecard_queries(df, images_m, raw_m, rejects, conflicts,
                                                                leakage).items()}
-        f_hist = timed("histograms", lambda aggs: histograms(
-            df, {x["key"]: x for x in aggs if x["scope"] == "dataset"}.get("all", {})), f_aggs)
+        f_hist = timed("histograms", lambda aggs: histograms(df, _dataset_row(aggs)), f_aggs)
         f_picks = timed("gallery", lambda: gallery_picks(cfg, rejects, dups, conflicts, images_m))
         f_gal = timed("thumbnails", lambda picked, found: gallery_rows(cfg, images, raw, picked, found[2]),
                       f_picks, f_outl)
@@ -236,9 +235,14 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
     return out, done
 
 
+def _dataset_row(aggregates: list[dict]) -> dict:
+    """The dataset scope's aggregates (empty when nothing was aggregated)."""
+    return next((x for x in aggregates if x["scope"] == "dataset"), {})
+
+
 def _dataset_means(aggregates: list[dict]) -> dict[str, float]:
     """Each column's mean over the dataset, from the scoped aggregates (the correlations' centre)."""
-    ds = next((x for x in aggregates if x["scope"] == "dataset"), {})
+    ds = _dataset_row(aggregates)
     return {c: ds.get(f"{c}_mean") for c in s_mod.CORRELATED}
 
 

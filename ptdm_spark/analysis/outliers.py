@@ -14,7 +14,7 @@ MAD_SCALE = 0.6745
 
 
 def outliers(df: "DataFrame", scores: Sequence[str], threshold: float,
-             medians: Mapping[tuple[str | None, str], float] | None = None) -> "DataFrame":
+             medians: Mapping[tuple[str, str], float] | None = None) -> "DataFrame":
     """(image_id, score, label, value, median, mad, robust_z, source_uri) of every image whose
     ``|0.6745 (value - median) / MAD|`` within its label exceeds ``threshold``. Labels whose MAD is
     0 (half the values identical) have no outliers on that score: the rule is undefined there.
@@ -22,6 +22,8 @@ def outliers(df: "DataFrame", scores: Sequence[str], threshold: float,
     measured them already (``analyze``: the stats' label scope, whose key is the label with NULL
     as ``(none)``); else one aggregation measures them."""
     from pyspark.sql import functions as F
+
+    from ptdm_spark.analysis.stats import scopes
 
     if not scores:
         return None
@@ -33,7 +35,7 @@ def outliers(df: "DataFrame", scores: Sequence[str], threshold: float,
     if medians is not None and all(any(k[1] == s for k in medians) for s in scores):
         known = df.sparkSession.createDataFrame(
             [(label, s, m) for (label, s), m in medians.items() if s in scores], "m_key string, m_score string, median double")
-        dev = v.join(F.broadcast(known), [F.coalesce(v["label"], F.lit("(none)")) == F.col("m_key"),
+        dev = v.join(F.broadcast(known), [F.expr(scopes()["label"]) == F.col("m_key"),
                                           v["score"] == F.col("m_score")]).drop("m_key", "m_score")
     else:
         med = v.groupBy(F.col("label").alias("m_label"), F.col("score").alias("m_score")).agg(
