@@ -175,6 +175,8 @@ def _features(images) -> dict[str, np.ndarray]:
     f = {k: np.array([r[k] for r in recs]) for k in ("phash", "dhash", "width", "height", "entropy", "contrast")}
     f["pixel"] = np.array([r["pixel_sha256"] for r in recs])
     f["thumb"] = np.frombuffer(b"".join(r["colour_thumb"] for r in recs), np.uint8).reshape(len(recs), -1)
+    f["thumbs"] = np.array([r["colour_thumb"] for r in recs] + [None], object)[:-1]
+    f["details"] = np.array([r["detail_thumb"] for r in recs] + [None], object)[:-1]
     f["low_information"] = f["entropy"] < q.entropy_min
     f["near_constant"] = f["contrast"] < q.near_constant_max
     return f
@@ -182,7 +184,8 @@ def _features(images) -> dict[str, np.ndarray]:
 
 def _rule(f: dict, rule: str):
     """The groups the dedupe job would make under ``rule`` (``old``: the rule before issue 12;
-    ``new``: the configured rule): (kept index per image, edge count)."""
+    ``colour``: checked on the 16x16 colour thumbnail only, as before detail thumbnails; ``new``:
+    the configured rule): (kept index per image, edge count)."""
     from ptdm_spark.config import load_config
     from ptdm_spark.imaging import graph
 
@@ -225,11 +228,16 @@ def _rule(f: dict, rule: str):
         for node, c in zip(nodes, comp):
             kept[node] = best[c]
         return kept, len(a)
-    ok = hashing.colour_distance(f["thumb"][a], f["thumb"][b]) <= cfg.colour_max_distance
+    if rule == "colour":  # the rule before detail thumbnails: colour thumbnails only
+        details = np.array([None] * n + [b""], object)[:-1]
+    else:
+        details = f["details"]
+    ok = hashing.pairs_alike(f["thumbs"][a], f["thumbs"][b], details[a], details[b], cfg.colour_max_distance,
+                             cfg.detail_max_distance)
     a, b = np.concatenate([a[ok], px_a]), np.concatenate([b[ok], px_b])
 
-    bound = hashing.near_kept(f["phash"], f["thumb"], eligible, f["pixel"], cfg.member_max_distance,
-                              cfg.colour_max_distance)
+    bound = hashing.near_kept(f["phash"], f["thumbs"], details, f["pixel"], cfg.member_max_distance,
+                              cfg.colour_max_distance, cfg.detail_max_distance, checked=(a, b))
 
     def near_kept(k, m):  # not eligible: joins by identical pixels only
         return bound(k, m) & (eligible[m] | (f["pixel"][m] == f["pixel"][k]))
@@ -237,7 +245,7 @@ def _rule(f: dict, rule: str):
     return graph.bounded_groups(n, a, b, order, near_kept), len(a)
 
 
-def quality(cache: Path, icons: int, sheet: Path | None) -> None:
+def quality(cache: Path, icons: int, sheet: Path | None, rules=("old", "colour", "new")) -> None:
     images = image_sets(cache, icons)
     f = _features(images)
     kind = np.array([im[0] for im in images])
@@ -256,7 +264,7 @@ def quality(cache: Path, icons: int, sheet: Path | None) -> None:
           "| images tied to a clearly different kept image | same-artwork pairs tied | edges |")
     print("|---|---|---|---|---|---|---|---|")
     artwork = None
-    for rule in ("old", "new"):
+    for rule in rules:
         kept, edges = _rule(f, rule)
         for k in ("photo", "logo", "icon"):
             m = np.flatnonzero(kind == k)
@@ -423,34 +431,53 @@ def _time_groups(spark, cfg, tmp: str, hashes: np.ndarray, origin: np.ndarray) -
     from ptdm_spark.transforms import dedupe as t_dedupe
 
     p = cfg.dedupe.phash
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     rng = np.random.default_rng(2)
     m = len(hashes)
-    row_of_origin = np.arange(m)  # origin holds source indices into the pre-unique base; give each source one row
-    _, src_row = np.unique(origin, return_inverse=True)
-    thumbs = rng.integers(0, 256, (int(src_row.max()) + 1, hashing.THUMB_SIDE * hashing.THUMB_SIDE * 3), dtype=np.uint8)
-    noise = rng.integers(-3, 4, (m, thumbs.shape[1]))
-    node_thumbs = np.clip(thumbs[src_row].astype(np.int16) + noise, 0, 255).astype(np.uint8)
-    dh = rng.integers(-(1 << 63), (1 << 63) - 1, int(src_row.max()) + 1, dtype=np.int64)[src_row]
-    ids = [f"{i:08x}" for i in row_of_origin]
-    pd.DataFrame({"image_id": ids, "pixels": rng.integers(1000, 10**6, m), "phash": hashes, "dhash": dh,
-                  "colour_thumb": [r.tobytes() for r in node_thumbs], "pixel_sha256": ids}
-                 ).to_parquet(f"{tmp}/nodes.parquet")
-    del node_thumbs, noise
+    _, src_row = np.unique(origin, return_inverse=True)  # one source row per distinct origin
+    n_src = int(src_row.max()) + 1
+    dh = rng.integers(-(1 << 63), (1 << 63) - 1, n_src, dtype=np.int64)[src_row]
+    pixels = rng.integers(1000, 10**6, m)
+    # Thumbnails in chunks (a million 3,072-byte detail thumbnails are 3 GB): each source's from a
+    # generator seeded by the source, each image's plus +-3 levels of its own noise.
+    writer = None
+    for s in range(0, m, 50_000):
+        rows = np.arange(s, min(m, s + 50_000))
+        colour, detail = [], []
+        for r in rows:
+            g = np.random.default_rng(int(src_row[r]) + 1_000_003)
+            c = g.integers(0, 256, 768).astype(np.int16)
+            d = g.integers(0, 256, 3072).astype(np.int16)
+            noise = rng.integers(-3, 4, 768 + 3072)
+            colour.append(np.clip(c + noise[:768], 0, 255).astype(np.uint8).tobytes())
+            detail.append(np.clip(d + noise[768:], 0, 255).astype(np.uint8).tobytes())
+        ids = [f"{i:08x}" for i in rows]
+        table = pa.table({"image_id": ids, "pixels": pixels[rows], "phash": hashes[rows], "dhash": dh[rows],
+                          "colour_thumb": pa.array(colour, pa.binary()), "detail_thumb": pa.array(detail, pa.binary()),
+                          "pixel_sha256": ids})
+        if writer is None:
+            writer = pq.ParquetWriter(f"{tmp}/nodes.parquet", table.schema)
+        writer.write_table(table)
+    writer.close()
     nodes = spark.read.parquet(f"{tmp}/nodes.parquet")
     pairs = spark.read.parquet(f"{tmp}/pairs")
     start = time.monotonic()
-    t_dedupe.image_edges(pairs, nodes, p.confirm_above, p.dhash_max_distance, p.colour_max_distance) \
+    t_dedupe.image_edges(pairs, nodes, p.confirm_above, p.dhash_max_distance, p.colour_max_distance,
+                         p.detail_max_distance) \
         .write.mode("overwrite").parquet(f"{tmp}/edges")
     t_edges = time.monotonic() - start
     edges = spark.read.parquet(f"{tmp}/edges")
     n_edges = edges.count()
     start = time.monotonic()
-    t_dedupe.groups_in_memory(edges, nodes, p.member_max_distance, p.colour_max_distance) \
+    t_dedupe.groups_in_memory(edges, nodes, p.member_max_distance, p.colour_max_distance, p.detail_max_distance) \
         .write.mode("overwrite").parquet(f"{tmp}/groups_driver")
     t_driver = time.monotonic() - start
     start = time.monotonic()
     comps = t_dedupe.components(edges, lambda d, i: d.localCheckpoint())
-    t_dedupe.groups_in_spark(edges, nodes, comps, p.member_max_distance, p.colour_max_distance) \
+    t_dedupe.groups_in_spark(edges, nodes, comps, p.member_max_distance, p.colour_max_distance,
+                             p.detail_max_distance) \
         .write.mode("overwrite").parquet(f"{tmp}/groups_spark")
     t_spark = time.monotonic() - start
     g1 = spark.read.parquet(f"{tmp}/groups_driver").toPandas().sort_values("image_id").reset_index(drop=True)
@@ -477,6 +504,8 @@ def main(argv: list[str] | None = None) -> int:
     q = sub.add_parser("quality")
     q.add_argument("--icons", type=int, default=150, help="128 px icons drawn for the transformed copies")
     q.add_argument("--sheet", type=Path, default=Path("benchmarks/out/near-duplicate-ties.png"))
+    q.add_argument("--rules", nargs="+", default=["old", "colour", "new"], choices=["old", "colour", "new"],
+                   help="old: transitive pHash/dHash; colour: checked on the 16x16 colour thumbnail; new: the configured rule")
     q.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ptdm-bench-cache")
     c = sub.add_parser("crops")
     c.add_argument("--icons", type=int, default=150)
@@ -490,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--no-groups", action="store_true", help="time the search only, not the checked pairs and groups")
     a = p.parse_args(argv)
     if a.what == "quality":
-        quality(a.cache, a.icons, a.sheet)
+        quality(a.cache, a.icons, a.sheet, a.rules)
     elif a.what == "crops":
         crops(a.cache, a.icons, a.inner)
     else:

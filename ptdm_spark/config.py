@@ -228,10 +228,13 @@ class PhashConfig:
     skip_flags: tuple[str, ...]
     colour_max_distance: float
     member_max_distance: int
+    detail_max_distance: float = 40.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.colour_max_distance <= 2.0:
             raise ConfigError("dedupe.phash.colour_max_distance: must be between 0 and 2")
+        if not 0.0 <= self.detail_max_distance <= 1000.0:
+            raise ConfigError("dedupe.phash.detail_max_distance: must be between 0 and 1000")
         if not self.max_distance <= self.member_max_distance <= 64:
             raise ConfigError(f"dedupe.phash.member_max_distance: must be between max_distance ({self.max_distance}) "
                               "and 64")

@@ -124,6 +124,7 @@ PROCESSED = _s(
     ("decoder_warnings", StringType(), True),
     ("faces", IntegerType(), True),  # faces found (process.privacy.blur_faces); None when not searched
     ("pixel_sums", ArrayType(DoubleType()), True),  # see IMAGES
+    ("detail_thumb", BinaryType(), True),  # see IMAGES
 )
 
 # process_image's record plus the image metadata that travels with it through the UDF.
@@ -174,6 +175,10 @@ IMAGES = _s(
     # 0..1: [pixels, sum R, G, B, sum of squares R, G, B] (ptdm analyze's exact channel means and
     # stds without decoding again); NULL in rows written before the column existed.
     ("pixel_sums", ArrayType(DoubleType()), True),
+    # 32x32 Lab (3,072 bytes) for the near-duplicate checks' crop alignment and local detail
+    # (imaging.hashing.detail_distance); NULL for images under 32 px a side and in rows written
+    # before the column existed (their pairs are checked on colour_thumb alone, as before).
+    ("detail_thumb", BinaryType(), True),
     ("run_id", StringType(), False),
     ("processed_at", TimestampType(), False),
 )

@@ -187,15 +187,16 @@ def dedupe(spark: "SparkSession", d: DedupeConfig, run: Run) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
     images = _read(spark, run, "images")
-    if "colour_thumb" not in images.columns:  # a table written before colour thumbnails existed
-        images = images.withColumn("colour_thumb", F.lit(None).cast("binary"))
+    for thumb in ("colour_thumb", "detail_thumb"):  # a table written before the thumbnails existed
+        if thumb not in images.columns:
+            images = images.withColumn(thumb, F.lit(None).cast("binary"))
     clock = Clock("dedupe")
     eligible, groups = None, None
     if "phash" in d.methods:
         eligible = t_dedupe.phash_eligible(d.phash.min_side, d.phash.skip_flags)
         nodes = images.filter(eligible).select(
             "image_id", (F.col("width").cast("long") * F.col("height")).alias("pixels"), "phash", "dhash",
-            "colour_thumb", "pixel_sha256")
+            "colour_thumb", "detail_thumb", "pixel_sha256")
         groups = _near_duplicate_graph(spark, d, run, nodes, clock)
     cols = ("image_id", "width", "height", "pixel_sha256", "phash", "label", "labels", "flags")
     members = _stage(spark, t_dedupe.members(images.select(*cols), groups, eligible, "pixel" in d.methods)
@@ -220,8 +221,9 @@ def dedupe(spark: "SparkSession", d: DedupeConfig, run: Run) -> dict[str, Any]:
 def _near_duplicate_graph(spark: "SparkSession", d: DedupeConfig, run: Run, nodes: "DataFrame",
                           clock: Clock) -> "DataFrame | None":
     """Search the new pHashes of the eligible images ``nodes`` (image_id, pixels, phash, dhash,
-    colour_thumb, pixel_sha256) against all (banded keys), store the near pairs of pHashes,
-    verify the image pairs they stand for (``t_dedupe.image_edges``: dHash and colour), and
+    colour_thumb, detail_thumb, pixel_sha256) against all (banded keys), store the near pairs of
+    pHashes, verify the image pairs they stand for (``t_dedupe.image_edges``: dHash, and whether
+    they look alike: colour and detail), and
     group the images so that every member is near its group's kept image
     (``t_dedupe.bounded_groups``): (image_id, kept_id) of the images with a verified pair; None
     without any."""
@@ -254,17 +256,19 @@ def _near_duplicate_graph(spark: "SparkSession", d: DedupeConfig, run: Run, node
     pairs = (pairs.join(known.withColumnRenamed("phash", "a"), "a", "left_semi")
              .join(known.withColumnRenamed("phash", "b"), "b", "left_semi"))
     edges = _stage(spark, t_dedupe.image_edges(pairs, nodes, p.confirm_above, p.dhash_max_distance,
-                                               p.colour_max_distance), run, "edges")
+                                               p.colour_max_distance, p.detail_max_distance), run, "edges")
     run.counts["pairs"] = edges.count()
     if not run.counts["pairs"]:
         return None
-    group_nodes = nodes.select(*[c.split()[0] for c in t_dedupe.GROUP_NODES.split(", ")])
+    group_nodes = nodes.select(*t_dedupe.group_node_columns())
     if run.counts["pairs"] <= d.driver_components_max_edges:
-        groups = t_dedupe.groups_in_memory(edges, group_nodes, p.member_max_distance, p.colour_max_distance)
+        groups = t_dedupe.groups_in_memory(edges, group_nodes, p.member_max_distance, p.colour_max_distance,
+                                             p.detail_max_distance)
         where = "on the driver"
     else:
         comps = t_dedupe.components(edges, lambda df, i: _stage(spark, df, run, f"components-{i}"))
-        groups = t_dedupe.groups_in_spark(edges, group_nodes, comps, p.member_max_distance, p.colour_max_distance)
+        groups = t_dedupe.groups_in_spark(edges, group_nodes, comps, p.member_max_distance, p.colour_max_distance,
+                                            p.detail_max_distance)
         where = "in Spark"
     groups = _stage(spark, groups, run, "groups")
     clock.lap(f"groups of {run.counts['pairs']} verified near-duplicate image pair(s), {where}")

@@ -34,6 +34,20 @@ def photo(seed: int = 0, h: int = 64, w: int = 96) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def folder_icon(fill=(235, 190, 40), emblem=False) -> np.ndarray:
+    """A folder-like drawing on white (RGB, 128 px): a filled body with an outline and a tab;
+    ``emblem`` adds a dark badge over a corner (about a fifth of the side)."""
+    img = np.full((128, 128, 3), 255, np.uint8)
+    cv2.rectangle(img, (14, 22), (60, 40), tuple(int(c * 0.8) for c in fill), -1)
+    cv2.rectangle(img, (10, 34), (118, 108), fill, -1)
+    cv2.rectangle(img, (10, 34), (118, 108), (90, 70, 20), 2)
+    cv2.line(img, (10, 50), (118, 50), (255, 255, 255), 2)
+    if emblem:
+        cv2.rectangle(img, (80, 74), (116, 106), (30, 30, 30), -1)
+        cv2.circle(img, (98, 90), 9, (230, 230, 230), -1)
+    return img
+
+
 def pil_bytes(img: Image.Image, fmt: str, **kw) -> bytes:
     buf = io.BytesIO()
     img.save(buf, fmt, **kw)

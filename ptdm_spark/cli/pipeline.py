@@ -29,9 +29,13 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> dict[str, Callable[
     base.dataset_arg(p)
     p = add("dedupe", "find duplicate images",
             "Group images with identical normalized pixels (method pixel) and near duplicates "
-            "(method phash: pHashes within dedupe.phash.max_distance bits, checked on dHash and on a "
-            "16x16 colour thumbnail; every member within member_max_distance pHash bits and the "
-            "colour limit of its group's kept image, so chains never link unlike images). Keep one "
+            "(method phash: re-encoded, resized, brightened, blurred or slightly cropped copies. "
+            "pHashes within dedupe.phash.max_distance bits, checked on dHash, and the two images must "
+            "look alike on their 32x32 colour thumbnails: colour within colour_max_distance, the most "
+            "different part within detail_max_distance, so an added emblem or another colour is not a "
+            "duplicate; every member within member_max_distance pHash bits of its group's kept image "
+            "and alike to it, so chains never link unlike images. Images under 32 px match by "
+            "identical pixels only). Keep one "
             "per group (largest original resolution, then smallest image_id) and record the others "
             "in <dataset>/duplicates. Only new pHashes are searched, against all.")
     base.dataset_arg(p)

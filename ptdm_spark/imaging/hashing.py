@@ -16,6 +16,7 @@ Pure numpy; no pyspark.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Iterator
@@ -102,24 +103,34 @@ CHROMA_WEIGHT = 4.0  # a and b count four times L: a red and a blue folder of on
 def _centred(thumbs: np.ndarray) -> np.ndarray:
     """(n, 768) uint8 Lab thumbnails -> (n, 16, 16, 3) float: L minus its mean (brightness and
     gamma shift it), a and b minus their neutral 128, weighted by ``CHROMA_WEIGHT``."""
-    t = np.asarray(thumbs, np.uint8).reshape(-1, THUMB_SIDE, THUMB_SIDE, 3).astype(np.float32)
-    t[..., 0] -= t[..., 0].mean(axis=(1, 2), keepdims=True)
-    t[..., 1:] = (t[..., 1:] - 128.0) * CHROMA_WEIGHT
-    return t
+    return _centred_cells(np.asarray(thumbs, np.uint8).reshape(-1, THUMB_SIDE, THUMB_SIDE, 3).astype(np.float32))
+
+
+def _centred_cells(t: np.ndarray) -> np.ndarray:
+    """:func:`_centred` of (n, 16, 16, 3) float Lab cells (a new array)."""
+    out = np.empty_like(t)
+    out[..., 0] = t[..., 0] - t[..., 0].mean(axis=(1, 2), keepdims=True)
+    out[..., 1:] = (t[..., 1:] - 128.0) * CHROMA_WEIGHT
+    return out
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, 9): the cosine of a's inner 14x14 cells with b's 14x14 window shifted by (dy, dx) in
+    -1..1 cells, shifts in row order ((-1, -1), (-1, 0), ..., (1, 1))."""
+    s = THUMB_SIDE
+    inner = a[:, 1:s - 1, 1:s - 1].reshape(len(a), -1)
+    inner = inner / (np.linalg.norm(inner, axis=1, keepdims=True) + 1.0)
+    out = np.empty((len(a), 9), np.float32)
+    for k, (dy, dx) in enumerate((dy, dx) for dy in range(3) for dx in range(3)):
+        w = b[:, dy:dy + s - 2, dx:dx + s - 2].reshape(len(b), -1)
+        w = w / (np.linalg.norm(w, axis=1, keepdims=True) + 1.0)
+        out[:, k] = (inner * w).sum(axis=1)
+    return out
 
 
 def _one_way(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """1 - the best cosine of a's inner 14x14 cells against b's cells shifted by -1..1 cell."""
-    s = THUMB_SIDE
-    inner = a[:, 1:s - 1, 1:s - 1].reshape(len(a), -1)
-    inner = inner / (np.linalg.norm(inner, axis=1, keepdims=True) + 1.0)
-    best = np.full(len(a), -1.0, np.float32)
-    for dy in range(3):
-        for dx in range(3):
-            w = b[:, dy:dy + s - 2, dx:dx + s - 2].reshape(len(b), -1)
-            w = w / (np.linalg.norm(w, axis=1, keepdims=True) + 1.0)
-            best = np.maximum(best, (inner * w).sum(axis=1))
-    return 1.0 - best
+    return 1.0 - _cosines(a, b).max(axis=1)
 
 
 def colour_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -144,25 +155,238 @@ def _as_rows(x) -> np.ndarray:
     return np.frombuffer(b"".join(bytes(v) for v in x), np.uint8).reshape(-1, THUMB_SIDE * THUMB_SIDE * 3)
 
 
-def near_kept(phash: np.ndarray, thumbs: np.ndarray, has_thumb: np.ndarray, pixel: np.ndarray,
-              member_max: int, colour_max: float):
+def near_kept(phash: np.ndarray, thumbs: np.ndarray, details: np.ndarray, pixel: np.ndarray,
+              member_max: int, colour_max: float, detail_max: float,
+              checked: tuple[np.ndarray, np.ndarray] | None = None):
     """The bound of a near-duplicate group, for :func:`ptdm_spark.imaging.graph.bounded_groups`:
     a node may join the group kept by ``k`` when it has ``k``'s pixels, or its pHash is within
-    ``member_max`` bits of ``k``'s and its colour thumbnail within ``colour_max`` of ``k``'s
-    (not checked when either has no thumbnail: images processed before thumbnails existed).
+    ``member_max`` bits of ``k``'s and it looks like ``k`` (:func:`pairs_alike`).
 
-    Args: per node: phash (int64), thumbs ((n, 768) uint8; any bytes where has_thumb is False),
-    has_thumb (bool), pixel (pixel SHA-256 strings).
+    Args: per node: phash (int64), thumbs and details (object arrays of the colour and detail
+    thumbnails' bytes, None where missing), pixel (pixel SHA-256 strings). ``checked``: node
+    pairs (a, b) already found alike (the graph's edges): not looked at again.
     """
     u = np.asarray(phash, np.int64).view(np.uint64)
+    n = len(u)
+    known = np.empty(0, np.int64)
+    if checked is not None and len(checked[0]):
+        ca, cb = np.asarray(checked[0], np.int64), np.asarray(checked[1], np.int64)
+        known = np.unique(np.concatenate([ca * n + cb, cb * n + ca]))
 
     def fn(k: int, m: np.ndarray) -> np.ndarray:
-        close = np.bitwise_count(u[m] ^ u[k]) <= member_max
-        colour = np.ones(len(m), bool)
-        both = has_thumb[m] & has_thumb[k]
-        if both.any():
-            mm = m[both]
-            colour[both] = colour_distance(np.repeat(thumbs[k:k + 1], len(mm), 0), thumbs[mm]) <= colour_max
-        return (pixel[m] == pixel[k]) | (close & colour)
+        same = pixel[m] == pixel[k]
+        close = ~same & (np.bitwise_count(u[m] ^ u[k]) <= member_max)
+        if close.any() and len(known):
+            key = k * n + m[close]
+            pos = np.minimum(np.searchsorted(known, key), len(known) - 1)
+            look = close.copy()
+            look[close] = known[pos] != key
+        else:
+            look = close
+        if look.any():
+            mm = m[look]
+            close[look] = pairs_alike([thumbs[k]] * len(mm), thumbs[mm], [details[k]] * len(mm), details[mm],
+                                      colour_max, detail_max)
+        return same | close
 
     return fn
+
+
+# --- the detail thumbnail (32x32 Lab, ``quality.detail_thumb``): crops and local differences -------
+
+DETAIL_SIDE = 32
+CROP_TOLERANCE = 0.04  # per side: a copy cropped by up to this much is compared with the matching part
+DETAIL_WINDOW = 6      # cells a side (of 32) of the window the detail distance averages: ~ a fifth of the image
+DETAIL_CHROMA = 2.0    # a and b differences count twice L's
+_BATCH = 2048          # pairs per numpy step (~25 MB per (n, 32, 32, 3) float32 array)
+
+
+def _detail_rows(x) -> np.ndarray:
+    """(n, 3072) uint8 or n bytes of ``quality.detail_thumb`` -> (n, 32, 32, 3) float32 Lab."""
+    if not (isinstance(x, np.ndarray) and x.dtype == np.uint8):
+        x = np.frombuffer(b"".join(bytes(v) for v in x), np.uint8)
+    return x.reshape(-1, DETAIL_SIDE, DETAIL_SIDE, 3).astype(np.float32)
+
+
+@functools.cache
+def _zoom_taps(side: int, crop: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lo, hi, w): resampling the central ``1 - 2 crop`` of an axis of ``side`` cells onto all
+    ``side`` cells is ``x[lo] (1 - w) + x[hi] w`` (linear interpolation between cell centres; the
+    cells shrink by only 2 crop, so this is close to the area average a resize of the cropped
+    image would give)."""
+    pos = crop * side + (np.arange(side) + 0.5) * (1 - 2 * crop) - 0.5
+    lo = np.floor(pos).astype(np.int64)
+    w = (pos - lo).astype(np.float32)
+    return np.clip(lo, 0, side - 1), np.clip(lo + 1, 0, side - 1), w
+
+
+def _zoom(t: np.ndarray, crop: float = CROP_TOLERANCE) -> np.ndarray:
+    """(n, s, s, 3) -> the central part of each, resampled to (n, s, s, 3): what a crop of ``crop``
+    on every side would have produced."""
+    lo, hi, w = _zoom_taps(t.shape[1], crop)
+    rows = t[:, lo] * (1 - w)[None, :, None, None] + t[:, hi] * w[None, :, None, None]
+    return rows[:, :, lo] * (1 - w)[None, None, :, None] + rows[:, :, hi] * w[None, None, :, None]
+
+
+def _pool16(t: np.ndarray) -> np.ndarray:
+    """(n, 32, 32, 3) -> (n, 16, 16, 3): 2x2 means (the 16x16 colour thumbnail's cells)."""
+    return (t[:, 0::2, 0::2] + t[:, 1::2, 0::2] + t[:, 0::2, 1::2] + t[:, 1::2, 1::2]) * 0.25
+
+
+_ALIGNMENTS = ((None, 0.0), ("a", CROP_TOLERANCE / 2), ("b", CROP_TOLERANCE / 2), ("a", CROP_TOLERANCE),
+               ("b", CROP_TOLERANCE))
+
+
+def _aligned(a: np.ndarray, b: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pair under alignment ``k`` of ``_ALIGNMENTS``: as they are, a's centre zoomed (b is a
+    crop of a) or b's (a is a crop of b), by half and by the whole crop tolerance."""
+    which, crop = _ALIGNMENTS[k]
+    return (_zoom(a, crop) if which == "a" else a), (_zoom(b, crop) if which == "b" else b)
+
+
+def _match_histogram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a with its L values replaced by b's, rank for rank (the monotone tone curve that maps a's
+    L distribution onto b's: brightening that saturates a white background, gamma, contrast)."""
+    n = len(a)
+    la, lb = a[..., 0].reshape(n, -1), b[..., 0].reshape(n, -1)
+    out = a.copy()
+    mapped = np.empty_like(la)
+    np.put_along_axis(mapped, np.argsort(la, axis=1, kind="stable"), np.sort(lb, axis=1), axis=1)
+    out[..., 0] = mapped.reshape(a.shape[:-1])
+    return out
+
+
+def _match_chroma(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a with its colourfulness (a and b away from neutral) scaled by the least-squares factor
+    onto b's, kept within 0.7..1.4: brightening or a tone curve desaturates colours evenly; a
+    change of hue (a yellow folder against a brown one) is not a scale and stays a difference."""
+    n = len(a)
+    ca, cb = a[..., 1:].reshape(n, -1) - 128.0, b[..., 1:].reshape(n, -1) - 128.0
+    k = np.clip((ca * cb).sum(axis=1) / ((ca * ca).sum(axis=1) + 1.0), 0.7, 1.4)
+    out = a.copy()
+    out[..., 1:] = (a[..., 1:] - 128.0) * k[:, None, None, None] + 128.0
+    return out
+
+
+def _cell_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, h, w, 3) x2 -> (n, h, w): |dL| + DETAIL_CHROMA (|da| + |db|) per cell."""
+    d = np.abs(a - b)
+    return d[..., 0] + DETAIL_CHROMA * (d[..., 1] + d[..., 2])
+
+
+def _tolerant(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, m, m, 3) x2 -> (n, m - 2, m - 2): per inner cell of a, the smallest difference to b's
+    cell there or any of its 8 neighbours (an edge moved by a cell or softened by blur finds its
+    match next door; an emblem b does not have finds none)."""
+    m = a.shape[1]
+    core = a[:, 1:m - 1, 1:m - 1]
+    best = None
+    for dy in range(3):
+        for dx in range(3):
+            d = _cell_diff(core, b[:, dy:dy + m - 2, dx:dx + m - 2])
+            best = d if best is None else np.minimum(best, d)
+    return best
+
+
+def _worst_window(d: np.ndarray, win: int) -> np.ndarray:
+    """(n, h, w) -> (n,): the largest mean of d over a win x win window."""
+    c = np.pad(d.cumsum(1).cumsum(2), ((0, 0), (1, 0), (1, 0)))
+    s = c[:, win:, win:] - c[:, :-win, win:] - c[:, win:, :-win] + c[:, :-win, :-win]
+    return s.reshape(len(d), -1).max(axis=1) / (win * win)
+
+
+def _look_one(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`look_distances` of one batch of (n, 32, 32, 3) float Lab pairs. Colour and the
+    alignments are found on 16x16 cells pooled from the zoomed 32x32 ones (zooming the pooled
+    cells instead costs textured photos' 4 % crops up to 0.3 of colour distance); the detail is
+    measured on 32x32 cells, both ways (a onto b at a's best alignment, b onto a at b's: the
+    larger counts, so the distance is symmetric)."""
+    n = len(a)
+    colour = np.full(n, np.inf, np.float32)
+    best = [np.full(n, -np.inf, np.float32), np.full(n, -np.inf, np.float32)]
+    pick = [np.zeros(n, np.int64), np.zeros(n, np.int64)]
+    for k in range(len(_ALIGNMENTS)):
+        va, vb = _aligned(a, b, k)
+        ca, cb = _centred_cells(_pool16(va)), _centred_cells(_pool16(vb))
+        cos = (_cosines(ca, cb), _cosines(cb, ca))
+        colour = np.minimum(colour, np.maximum(1.0 - cos[0].max(axis=1), 1.0 - cos[1].max(axis=1)))
+        for way in (0, 1):
+            top = cos[way].max(axis=1)
+            better = top > best[way]
+            best[way][better] = top[better]
+            pick[way][better] = k * 9 + cos[way].argmax(axis=1)[better]
+    return colour, np.maximum(_detail_at(a, b, pick[0], False), _detail_at(a, b, pick[1], True))
+
+
+def _detail_at(a: np.ndarray, b: np.ndarray, pick: np.ndarray, reverse: bool) -> np.ndarray:
+    """The detail distance of each pair at its picked alignment (``k * 9 + shift``): the first
+    image's inner 28x28 cells (L and colourfulness matched to the other's) against the other's
+    28x28 window at the shift; ``reverse``: b is the first image."""
+    detail = np.empty(len(a), np.float32)
+    side, inner = DETAIL_SIDE, DETAIL_SIDE - 4
+    for choice in np.unique(pick):
+        rows = np.flatnonzero(pick == choice)
+        va, vb = _aligned(a[rows], b[rows], int(choice) // 9)
+        if reverse:
+            va, vb = vb, va
+        sh = int(choice) % 9
+        dy, dx = 2 * (sh // 3), 2 * (sh % 3)  # the 16-cell shift, in 32-cell units
+        bb = vb[:, dy:dy + inner, dx:dx + inner]
+        aa = _match_chroma(_match_histogram(va[:, 2:side - 2, 2:side - 2], bb), bb)
+        d = np.maximum(_tolerant(aa, bb), _tolerant(bb, aa))
+        detail[rows] = _worst_window(d, DETAIL_WINDOW)
+    return detail
+
+
+def look_distances(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """How unlike two images look beyond their luminance hashes, pair by pair, from their 32x32
+    detail thumbnails: (colour, detail).
+
+    The pair is compared as it is and with either one's centre zoomed by 2 % and 4 % a side (a
+    cropped copy), each shifted by up to one 16-grid cell. *colour* is :func:`colour_distance` of
+    the 2x2-pooled cells, the smallest over those alignments (0..2; a 4 % crop scales a 16-cell
+    grid by more than the one-cell shift allows, which on finely textured photos alone costs
+    0.3-0.5). *detail* is taken at the alignment where a's cells correlate best with b's: a's L
+    mapped onto b's rank for rank (brightening, gamma, contrast) and its colourfulness scaled to
+    b's (0.7..1.4), every cell compared with the other image's cell there and its eight neighbours
+    (the smallest difference counts, both ways: moved or blurred edges cost little), and the
+    worst 6x6-cell window's mean is the distance (|dL| + 2 |da| + 2 |db|, ~0..300). An emblem, a
+    changed expression or a differently coloured fill raise one window; re-encoding, resizing,
+    blur, gamma, brightening and small crops do not.
+
+    Args:
+        a, b: (n, 3072) uint8 arrays (or n bytes objects) of ``quality.detail_thumb``.
+    """
+    ta, tb = _detail_rows(a), _detail_rows(b)
+    parts = [_look_one(ta[s:s + _BATCH], tb[s:s + _BATCH]) for s in range(0, len(ta), _BATCH)]
+    if not parts:
+        return np.empty(0, np.float32), np.empty(0, np.float32)
+    return np.concatenate([c for c, _ in parts]), np.concatenate([d for _, d in parts])
+
+
+def pairs_alike(thumbs_a, thumbs_b, details_a, details_b, colour_max: float, detail_max: float) -> np.ndarray:
+    """Which pairs of images look alike beyond their hashes, row by row (bool).
+
+    Both with a detail thumbnail: :func:`look_distances`' colour within ``colour_max`` and its
+    detail within ``detail_max``. Otherwise (an image processed before detail
+    thumbnails existed) both with a colour thumbnail: :func:`colour_distance` within
+    ``colour_max``. Otherwise not checked (True).
+
+    Args:
+        thumbs_a, thumbs_b: per pair the 16x16 colour thumbnails (bytes or None).
+        details_a, details_b: per pair the 32x32 detail thumbnails (bytes or None).
+    """
+    def present(x) -> np.ndarray:
+        return np.array([v is not None for v in x], bool)
+
+    ok = np.ones(len(thumbs_a), bool)
+    detailed = present(details_a) & present(details_b)
+    if detailed.any():
+        idx = np.flatnonzero(detailed)
+        colour, detail = look_distances([details_a[i] for i in idx], [details_b[i] for i in idx])
+        ok[idx] = (colour <= colour_max) & (detail <= detail_max)
+    coloured = ~detailed & present(thumbs_a) & present(thumbs_b)
+    if coloured.any():
+        ok[coloured] = colour_distance([v for v, k in zip(thumbs_a, coloured) if k],
+                                       [v for v, k in zip(thumbs_b, coloured) if k]) <= colour_max
+    return ok

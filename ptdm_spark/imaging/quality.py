@@ -79,3 +79,19 @@ def colour_thumb(rgb: np.ndarray) -> bytes:
     small, _ = working_grey(rgb)
     thumb = cv2.resize(small, (THUMB_SIDE, THUMB_SIDE), interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(thumb, cv2.COLOR_RGB2Lab).tobytes()
+
+
+DETAIL_SIDE = 32  # the detail thumbnail is DETAIL_SIDE x DETAIL_SIDE cells of CIE Lab
+
+
+def detail_thumb(rgb: np.ndarray) -> bytes | None:
+    """A 32x32 CIE Lab thumbnail (OpenCV's 8-bit Lab), 3,072 bytes, cells row by row: what a
+    near-duplicate pair is checked on locally (:func:`ptdm_spark.imaging.hashing.detail_distance`):
+    an emblem, a face's expression or a folder's colour covers a few of its cells, where the 16x16
+    colour thumbnail's one global score dilutes it. None for images under 32 pixels a side (not
+    searched for near duplicates; a thumbnail larger than the image says nothing more)."""
+    if min(rgb.shape[:2]) < DETAIL_SIDE:
+        return None
+    small, _ = working_grey(rgb)
+    thumb = cv2.resize(small, (DETAIL_SIDE, DETAIL_SIDE), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(thumb, cv2.COLOR_RGB2Lab).tobytes()

@@ -60,57 +60,60 @@ def near_pairs(hashes: DataFrame, masks: Sequence[int], max_distance: int, parti
 
 
 def image_edges(pairs: DataFrame, eligible: DataFrame, confirm_above: int, dhash_max: int,
-                colour_max: float) -> DataFrame:
+                colour_max: float, detail_max: float) -> DataFrame:
     """Verified near-duplicate pairs of *images* (a < b, image ids) from the near pairs of their
     pHashes, and from images that share one pHash.
 
     A pair counts when its pHashes differ in at most ``confirm_above`` bits, or farther (up to
-    the search radius) with dHashes within ``dhash_max``; and when their colour thumbnails are
-    within ``colour_max`` (``hashing.colour_distance``). A pair with an image processed before
-    thumbnails existed (null ``colour_thumb``) is not checked on colour.
+    the search radius) with dHashes within ``dhash_max``; and when the two look alike
+    (``hashing.pairs_alike``: colour within ``colour_max`` and, with detail thumbnails, their
+    most different part within ``detail_max``). A pair with an image processed before the
+    thumbnails existed is checked on what both have.
 
     Args:
         pairs: (a, b, distance) near pairs of distinct pHashes.
-        eligible: (image_id, phash, dhash, colour_thumb) of the images taking part.
+        eligible: (image_id, phash, dhash, colour_thumb, detail_thumb) of the images taking part.
     """
     def side(x: str) -> DataFrame:
         return eligible.select(F.col("phash").alias(x), F.col("image_id").alias(f"id_{x}"),
-                               F.col("dhash").alias(f"d_{x}"), F.col("colour_thumb").alias(f"t_{x}"))
+                               F.col("dhash").alias(f"d_{x}"), F.col("colour_thumb").alias(f"t_{x}"),
+                               F.col("detail_thumb").alias(f"u_{x}"))
 
     across = pairs.select("a", "b", "distance").join(side("a"), "a").join(side("b"), "b")
     within = (side("a").join(side("b"), F.col("a") == F.col("b"))
               .filter(F.col("id_a") < F.col("id_b")).withColumn("distance", F.lit(0)))
-    cols = ["id_a", "id_b", "t_a", "t_b"]
+    cols = ["id_a", "id_b", "t_a", "t_b", "u_a", "u_b"]
     cand = (across.select(*cols, "distance", "d_a", "d_b").unionByName(within.select(*cols, "distance", "d_a", "d_b"))
             .filter((F.col("distance") <= confirm_above)
                     | (F.bit_count(F.col("d_a").bitwiseXOR(F.col("d_b"))) <= dhash_max))
             .select(*cols))
-    checked = cand.mapInPandas(_colour_check(colour_max), "a string, b string")
+    checked = cand.mapInPandas(_look_alike(colour_max, detail_max), "a string, b string")
     return checked.select(F.least("a", "b").alias("a"), F.greatest("a", "b").alias("b")).distinct()
 
 
-def _colour_check(colour_max: float):
-    """mapInPandas: (id_a, id_b, t_a, t_b) -> the (a, b) whose thumbnails are within ``colour_max``
-    (or that lack one)."""
+def _look_alike(colour_max: float, detail_max: float):
+    """mapInPandas: (id_a, id_b, t_a, t_b, u_a, u_b) -> the (a, b) that look alike
+    (``hashing.pairs_alike``)."""
     import pandas as pd
 
     from ptdm_spark.imaging import hashing
 
     def fn(batches):
         for df in batches:
-            ok = df["t_a"].isna().to_numpy() | df["t_b"].isna().to_numpy()
-            both = ~ok
-            if both.any():
-                ok[both] = hashing.colour_distance(df["t_a"][both].tolist(), df["t_b"][both].tolist()) <= colour_max
+            def col(c):
+                return [None if v is None or v is pd.NA else v for v in df[c].tolist()]
+
+            ok = hashing.pairs_alike(col("t_a"), col("t_b"), col("u_a"), col("u_b"), colour_max, detail_max)
             yield pd.DataFrame({"a": df["id_a"][ok].to_numpy(), "b": df["id_b"][ok].to_numpy()})
 
     return fn
 
 
-GROUP_NODES = "image_id string, pixels long, phash long, colour_thumb binary, pixel_sha256 string"
+GROUP_NODES = ("image_id string, pixels long, phash long, colour_thumb binary, detail_thumb binary, "
+               "pixel_sha256 string")
 
 
-def bounded_groups(edges, nodes, member_max: int, colour_max: float):
+def bounded_groups(edges, nodes, member_max: int, colour_max: float, detail_max: float):
     """pandas (a, b) edges and (GROUP_NODES) nodes of one graph -> pandas (image_id, kept_id):
     groups whose kept image (largest resolution, then smallest id) is near every member
     (:func:`ptdm_spark.imaging.graph.bounded_groups`, :func:`ptdm_spark.imaging.hashing.near_kept`)."""
@@ -123,28 +126,37 @@ def bounded_groups(edges, nodes, member_max: int, colour_max: float):
         raise TypeError(f"bounded_groups: phash must be an integer column, not {nodes['phash'].dtype}")
     nodes = nodes.sort_values(["pixels", "image_id"], ascending=[False, True]).reset_index(drop=True)
     index = pd.Index(nodes["image_id"])
-    has = nodes["colour_thumb"].notna().to_numpy()
-    blank = bytes(hashing.THUMB_SIDE * hashing.THUMB_SIDE * 3)
-    thumbs = hashing._as_rows([t if h else blank for t, h in zip(nodes["colour_thumb"], has)])
-    near = hashing.near_kept(nodes["phash"].to_numpy(np.int64), thumbs, has, nodes["pixel_sha256"].to_numpy(),
-                             member_max, colour_max)
-    kept = graph.bounded_groups(len(nodes), index.get_indexer(edges["a"]), index.get_indexer(edges["b"]),
-                                np.arange(len(nodes)), near)
+
+    def present(c: str) -> np.ndarray:
+        out = np.empty(len(nodes), object)
+        out[:] = [None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else bytes(v)
+                  for v in nodes[c]]
+        return out
+
+    a, b = index.get_indexer(edges["a"]), index.get_indexer(edges["b"])
+    near = hashing.near_kept(nodes["phash"].to_numpy(np.int64), present("colour_thumb"), present("detail_thumb"),
+                             nodes["pixel_sha256"].to_numpy(), member_max, colour_max, detail_max, checked=(a, b))
+    kept = graph.bounded_groups(len(nodes), a, b, np.arange(len(nodes)), near)
     return pd.DataFrame({"image_id": nodes["image_id"], "kept_id": nodes["image_id"].to_numpy()[kept]})
 
 
-def groups_in_memory(edges: DataFrame, nodes: DataFrame, member_max: int, colour_max: float) -> DataFrame:
+def group_node_columns() -> list[str]:
+    return [c.split()[0] for c in GROUP_NODES.split(", ")]
+
+
+def groups_in_memory(edges: DataFrame, nodes: DataFrame, member_max: int, colour_max: float,
+                     detail_max: float) -> DataFrame:
     """:func:`bounded_groups` of the whole graph on the driver: (image_id, kept_id) of every image
     with an edge. For a few million edges at most."""
     e = edges.select("a", "b").toPandas()
     ids = edges.select(F.col("a").alias("image_id")).union(edges.select("b")).distinct()
     n = nodes.join(ids, "image_id", "left_semi").toPandas()
-    out = bounded_groups(e, n, member_max, colour_max)
+    out = bounded_groups(e, n, member_max, colour_max, detail_max)
     return edges.sparkSession.createDataFrame(out, "image_id string, kept_id string")
 
 
 def groups_in_spark(edges: DataFrame, nodes: DataFrame, node_comp: DataFrame, member_max: int,
-                    colour_max: float) -> DataFrame:
+                    colour_max: float, detail_max: float) -> DataFrame:
     """:func:`bounded_groups` per connected component (``node_comp``: node, comp), in Spark tasks.
 
     Nodes and edges of a component meet through ``cogroup``, each side keeping its own types: in
@@ -153,7 +165,7 @@ def groups_in_spark(edges: DataFrame, nodes: DataFrame, node_comp: DataFrame, me
     """
     comp = node_comp.select(F.col("node").alias("image_id"), "comp")
     # Both sides come from ``comp``: a fresh alias of the key on each, or cogroup finds it ambiguous.
-    n = nodes.join(comp, "image_id").select(F.col("comp").alias("comp"), *[c.split()[0] for c in GROUP_NODES.split(", ")])
+    n = nodes.join(comp, "image_id").select(F.col("comp").alias("comp"), *group_node_columns())
     e = edges.join(comp.withColumnRenamed("image_id", "a"), "a").select(F.col("comp").alias("comp"), "a", "b")
 
     def per_component(nodes_pd, edges_pd):
@@ -161,7 +173,8 @@ def groups_in_spark(edges: DataFrame, nodes: DataFrame, node_comp: DataFrame, me
             import pandas as pd
 
             return pd.DataFrame({"image_id": pd.Series([], dtype=object), "kept_id": pd.Series([], dtype=object)})
-        return bounded_groups(edges_pd[["a", "b"]], nodes_pd.drop(columns="comp"), member_max, colour_max)
+        return bounded_groups(edges_pd[["a", "b"]], nodes_pd.drop(columns="comp"), member_max, colour_max,
+                              detail_max)
 
     return (n.groupBy("comp").cogroup(e.groupBy("comp"))
             .applyInPandas(per_component, "image_id string, kept_id string"))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from tests.imagefiles import encode, photo
+from tests.imagefiles import encode, folder_icon, photo
 
 pytestmark = pytest.mark.spark
 
@@ -24,14 +24,14 @@ def _flip(h: int, bits) -> int:
 
 
 def _image(image_id: str, phash: int, *, label=None, side=64, pixel=None, flags=(), source_split=None, dhash=0,
-           thumb=None):
+           thumb=None, detail=None):
     now = dt.datetime(2026, 1, 1)
     return dict(image_id=image_id, label=label, labels=[label] if label else [], source_split=source_split,
                 source_uri=f"file:/src/{image_id}.png", source_count=1, format="png", width=side, height=side,
                 channels=3, bit_depth=8, orientation=1, out_width=side, out_height=side,
                 pixel_sha256=pixel or f"px-{image_id}", phash=phash, dhash=dhash, colour_thumb=thumb, blur=100.0, brightness=0.5,
                 contrast=0.2, entropy=6.0, aspect_ratio=1.0, channel_spread=20.0, flags=list(flags),
-                image=b"png", encoding="png", decoder_warnings=None, faces=None, pixel_sums=None, run_id="setup",
+                image=b"png", encoding="png", decoder_warnings=None, faces=None, pixel_sums=None, detail_thumb=detail, run_id="setup",
                 processed_at=now)
 
 
@@ -147,18 +147,37 @@ def test_far_pairs_count_only_when_their_dhashes_agree(spark, cfg):
     assert dups == {("y", "x", 12), ("t", "s", 10)}
 
 
-def test_meaningless_hashes_are_matched_by_pixels_only(spark, cfg):
+def _thumbs(rgb: np.ndarray) -> dict:
+    """The colour and detail thumbnails of an RGB array, as ``_image`` keywords."""
+    from ptdm_spark.imaging import quality
+
+    return dict(thumb=quality.colour_thumb(rgb), detail=quality.detail_thumb(rgb))
+
+
+def test_small_images_match_by_pixels_and_flat_images_never_look_alike(spark, cfg):
+    """Images under min_side match by identical pixels only; near_constant images take part in
+    the near-duplicate search (a faint gradient and its JPEG copy are tied), but two flat images
+    with the same (meaningless) pHash never look alike: their centred thumbnails are empty."""
+    from ptdm_spark.imaging.cv import cv2
+
     ds = "near_meaningless"
     h = 0x123456789ABCDEF
+    white, grey = np.full((64, 64, 3), 250, np.uint8), np.full((64, 64, 3), 200, np.uint8)
+    yy, xx = np.mgrid[0:64, 0:64]
+    gradient = np.stack([100 + xx // 2, 120 + 0 * xx, 140 - yy // 2], axis=-1).astype(np.uint8)
+    jpeg = cv2.imdecode(cv2.imencode(".jpg", gradient, [cv2.IMWRITE_JPEG_QUALITY, 70])[1], cv2.IMREAD_COLOR)
     _add_images(spark, cfg, ds, [
-        _image("flat1", 0, flags=["near_constant"]), _image("flat2", 0, flags=["near_constant"]),
+        _image("flat1", 0, flags=["near_constant"], **_thumbs(white)),
+        _image("flat2", 0, flags=["near_constant"], **_thumbs(grey)),
+        _image("grad1", 99, side=65, flags=["near_constant"], **_thumbs(gradient)),
+        _image("grad2", _flip(99, [5, 6]), flags=["near_constant"], **_thumbs(jpeg)),
         _image("tiny1", h, side=28), _image("tiny2", _flip(h, [1]), side=28),
         _image("same1", 77, side=28, pixel="P"), _image("same2", 77, side=20, pixel="P"),
         _image("ok1", h), _image("ok2", _flip(h, [1, 2])),
     ])
     _stage(spark, cfg, ds, "dedupe")
     dups = {(r.image_id, r.kept_id, r.method) for r in _table(spark, cfg, ds, "duplicates").collect()}
-    assert dups == {("same2", "same1", "pixel"), ("ok2", "ok1", "phash")}
+    assert dups == {("same2", "same1", "pixel"), ("ok2", "ok1", "phash"), ("grad2", "grad1", "phash")}
 
 
 def _thumb(rgb_colour) -> bytes:
@@ -188,8 +207,13 @@ def test_pairs_are_checked_on_colour_and_groups_never_chain_past_the_bound(spark
         _image("red", g, side=90, thumb=red), _image("blue", _flip(g, [1, 2]), thumb=blue),
         _image("logo1", ~h, side=90, thumb=red, flags=["low_information"]),
         _image("logo2", _flip(~h, [3, 4, 5, 6]), thumb=red, flags=["low_information"]),
+        # Detail thumbnails: a brightened copy of a drawing is tied to it, the drawing with a dark
+        # badge over a corner is not (its 16x16 colour thumbnail alone would let it through).
+        _image("folder", 0x5A5A5A5A5A5A5A5A, side=96, **_thumbs(folder_icon())),
+        _image("brighter", _flip(0x5A5A5A5A5A5A5A5A, [7, 9]), **_thumbs(np.clip(folder_icon().astype(int) + 30, 0, 255).astype(np.uint8))),
+        _image("badge", _flip(0x5A5A5A5A5A5A5A5A, [11, 13]), **_thumbs(folder_icon(emblem=True))),
     ])
-    expected = {("x1", "x0", 8), ("x2", "x0", 16), ("x4", "x3", 8), ("logo2", "logo1", 4)}
+    expected = {("x1", "x0", 8), ("x2", "x0", 16), ("x4", "x3", 8), ("logo2", "logo1", 4), ("brighter", "folder", 2)}
     _stage(spark, cfg, ds, "dedupe")
     got = {(r.image_id, r.kept_id, r.distance) for r in _table(spark, cfg, ds, "duplicates").collect()}
     assert got == expected

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ptdm_spark.imaging import hashing
+from tests.imagefiles import folder_icon
 
 pytestmark = pytest.mark.unit
 
@@ -165,3 +166,98 @@ def test_colour_distance_keeps_copies_and_parts_recoloured_shapes():
     d = hashing.colour_distance([thumb(img)] * 5, [thumb(c) for c in copies] + [thumb(blue), thumb(green)])
     assert (d[:3] <= limit).all(), d
     assert (d[3:] > limit).all(), d
+
+
+# --- the detail thumbnail: crops, brightening, emblems ---------------------------------------------
+
+def _copies(img: np.ndarray) -> dict[str, np.ndarray]:
+    """The near-duplicate benchmark's transformations, done here with OpenCV (RGB in, RGB out)."""
+    from ptdm_spark.imaging.cv import cv2
+
+    h, w = img.shape[:2]
+    jpeg = cv2.imdecode(cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 30])[1], cv2.IMREAD_COLOR)
+    gamma = np.array([(i / 255.0) ** 1.25 * 255 for i in range(256)]).astype(np.uint8)
+    return {"jpeg30": jpeg[..., ::-1], "half": cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA),
+            "brighter": np.clip(img.astype(np.int16) + 30, 0, 255).astype(np.uint8), "gamma1.25": gamma[img],
+            "blur": cv2.GaussianBlur(img, (0, 0), 1.5),
+            "crop2%": img[round(h * .02):h - round(h * .02), round(w * .02):w - round(w * .02)],
+            "crop4%": img[round(h * .04):h - round(h * .04), round(w * .04):w - round(w * .04)]}
+
+
+def test_transformed_copies_look_alike_and_emblems_or_recolourings_do_not():
+    """Real photos (scikit-image's samples) and a drawing: every transformed copy is within the
+    configured colour and detail limits of its original, also the Hubble deep field's 4 % crop,
+    whose plain 16x16 colour distance (the rule before detail thumbnails) is past the limit; the
+    drawing with a dark badge over a corner, or its body brown instead of yellow, is past the
+    detail limit although its colour distance is not."""
+    import skimage.data
+
+    from ptdm_spark.config import load_config
+    from ptdm_spark.imaging import quality
+
+    p = load_config().dedupe.phash
+    for name, img in (("astronaut", skimage.data.astronaut()), ("coffee", skimage.data.coffee()),
+                      ("hubble", skimage.data.hubble_deep_field()), ("drawing", folder_icon())):
+        copies = _copies(img)
+        colour, detail = hashing.look_distances([quality.detail_thumb(img)] * len(copies),
+                                                [quality.detail_thumb(c) for c in copies.values()])
+        assert (colour <= p.colour_max_distance).all(), (name, dict(zip(copies, colour)))
+        assert (detail <= p.detail_max_distance).all(), (name, dict(zip(copies, detail)))
+    hubble = skimage.data.hubble_deep_field()
+    crop = _copies(hubble)["crop4%"]
+    assert hashing.colour_distance([quality.colour_thumb(hubble)], [quality.colour_thumb(crop)])[0] > p.colour_max_distance
+    plain = quality.detail_thumb(folder_icon())
+    others = [quality.detail_thumb(folder_icon(emblem=True)), quality.detail_thumb(folder_icon(fill=(150, 100, 40)))]
+    colour, detail = hashing.look_distances([plain] * 2, others)
+    assert (colour <= p.colour_max_distance).all(), colour  # what the colour check alone let through
+    assert (detail > p.detail_max_distance).all(), detail
+
+
+def test_look_distances_are_symmetric_and_zero_for_the_same_image():
+    import skimage.data
+
+    from ptdm_spark.imaging import quality
+
+    imgs = [skimage.data.astronaut(), skimage.data.coffee(), folder_icon(), folder_icon(emblem=True), _copies(folder_icon())["crop4%"]]
+    t = [quality.detail_thumb(i) for i in imgs]
+    a, b = zip(*[(x, y) for x in t for y in t])
+    colour, detail = hashing.look_distances(list(a), list(b))
+    colour, detail = colour.reshape(5, 5), detail.reshape(5, 5)
+    assert np.allclose(np.diag(detail), 0, atol=1e-3) and np.allclose(np.diag(colour), 0, atol=2e-3)
+    assert np.allclose(detail, detail.T) and np.allclose(colour, colour.T)
+
+
+def test_zoom_resamples_like_a_real_crop():
+    """The centre of a 32x32 thumbnail zoomed by 4 % a side is close to the thumbnail OpenCV
+    makes of the image actually cropped by 4 % a side; much closer than the plain thumbnail."""
+    import skimage.data
+
+    from ptdm_spark.imaging import quality
+
+    img = skimage.data.coffee()
+    h, w = img.shape[:2]
+    crop = img[round(h * .04):h - round(h * .04), round(w * .04):w - round(w * .04)]
+    full = hashing._detail_rows([quality.detail_thumb(img)])
+    want = hashing._detail_rows([quality.detail_thumb(crop)])
+    assert np.abs(hashing._zoom(full, 0.04) - want).mean() < 0.4 * np.abs(full - want).mean()
+    assert np.array_equal(hashing._zoom(full, 0.0), full)
+
+
+def test_worst_window_equals_the_loop():
+    rng = np.random.default_rng(5)
+    d = rng.random((3, 26, 26)).astype(np.float32)
+    want = [max(d[k, y:y + 6, x:x + 6].mean() for y in range(21) for x in range(21)) for k in range(3)]
+    assert np.allclose(hashing._worst_window(d, 6), want, atol=1e-5)
+
+
+def test_pairs_alike_checks_what_both_images_have():
+    """Detail thumbnails on both sides: colour and detail; a side without one (a row processed
+    before they existed): the 16x16 colour thumbnail alone; neither: not checked."""
+    from ptdm_spark.imaging import quality
+
+    plain, badge = folder_icon(), folder_icon(emblem=True)
+    d0, d1 = quality.detail_thumb(plain), quality.detail_thumb(badge)
+    c0, c1 = quality.colour_thumb(plain), quality.colour_thumb(badge)
+    ok = hashing.pairs_alike([c0, c0, c0, None], [c1, c1, c1, None], [d0, None, d0, None], [d1, d1, d0, None],
+                             0.2, 40.0)
+    assert ok.tolist() == [False, True, True, True]
