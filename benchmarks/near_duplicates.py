@@ -172,7 +172,8 @@ def _features(images) -> dict[str, np.ndarray]:
     bad = [i for i, r in enumerate(recs) if r["reason"]]
     if bad:
         raise SystemExit(f"{len(bad)} benchmark images rejected, e.g. {images[bad[0]][:3]}: {recs[bad[0]]['reason']}")
-    f = {k: np.array([r[k] for r in recs]) for k in ("phash", "dhash", "width", "height", "entropy", "contrast")}
+    f = {k: np.array([r[k] for r in recs]) for k in ("phash", "phash_inner", "dhash", "width", "height", "entropy",
+                                                     "contrast")}
     f["pixel"] = np.array([r["pixel_sha256"] for r in recs])
     f["thumb"] = np.frombuffer(b"".join(r["colour_thumb"] for r in recs), np.uint8).reshape(len(recs), -1)
     f["thumbs"] = np.array([r["colour_thumb"] for r in recs] + [None], object)[:-1]
@@ -184,8 +185,8 @@ def _features(images) -> dict[str, np.ndarray]:
 
 def _rule(f: dict, rule: str):
     """The groups the dedupe job would make under ``rule`` (``old``: the rule before issue 12;
-    ``colour``: checked on the 16x16 colour thumbnail only, as before detail thumbnails; ``new``:
-    the configured rule): (kept index per image, edge count)."""
+    ``colour``: checked on the 16x16 colour thumbnail only, as before detail thumbnails and the
+    inner pHash; ``new``: the configured rule): (kept index per image, edge count)."""
     from ptdm_spark.config import load_config
     from ptdm_spark.imaging import graph
 
@@ -196,12 +197,19 @@ def _rule(f: dict, rule: str):
     for flag in skip:
         eligible &= ~f[flag]
     u = f["phash"].astype(np.int64).view(np.uint64)
+    v = f["phash_inner"].astype(np.int64).view(np.uint64)
     du = f["dhash"].astype(np.int64).view(np.uint64)
+    inner = rule == "new" and cfg.inner_search
     ia, ib = [], []
     for s in range(0, n, 512):  # candidate pairs: the pHash rule, both images eligible
         d = np.bitwise_count(u[s:s + 512, None] ^ u[None, :])
         dd = np.bitwise_count(du[s:s + 512, None] ^ du[None, :])
         ok = (d <= cfg.confirm_above) | ((d <= cfg.max_distance) & (dd <= cfg.dhash_max_distance))
+        if inner:  # the inner search: a whole or inner value of one within inner_max_distance of one of the other's
+            cross = np.minimum(np.minimum(np.bitwise_count(u[s:s + 512, None] ^ v[None, :]),
+                                          np.bitwise_count(v[s:s + 512, None] ^ u[None, :])),
+                               np.bitwise_count(v[s:s + 512, None] ^ v[None, :]))
+            ok |= cross <= cfg.inner_max_distance
         ok &= eligible[s:s + 512, None] & eligible[None, :]
         i, j = np.nonzero(ok)
         keep = s + i < j
@@ -237,7 +245,8 @@ def _rule(f: dict, rule: str):
     a, b = np.concatenate([a[ok], px_a]), np.concatenate([b[ok], px_b])
 
     bound = hashing.near_kept(f["phash"], f["thumbs"], details, f["pixel"], cfg.member_max_distance,
-                              cfg.colour_max_distance, cfg.detail_max_distance, checked=(a, b))
+                              cfg.colour_max_distance, cfg.detail_max_distance, checked=(a, b),
+                              inner=f["phash_inner"] if inner else None)
 
     def near_kept(k, m):  # not eligible: joins by identical pixels only
         return bound(k, m) & (eligible[m] | (f["pixel"][m] == f["pixel"][k]))
@@ -383,7 +392,7 @@ def _planted(n: int, t: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return hashes, origin[first]
 
 
-def scale(n: int, t: int, blocks: int, sample: int, groups: bool = True) -> None:
+def scale(n: int, t: int, blocks: int, sample: int, groups: bool = True, inner: bool = True) -> None:
     from ptdm_spark.config import load_config
     from ptdm_spark.session import get_session
     from ptdm_spark.transforms import dedupe as t_dedupe
@@ -418,9 +427,51 @@ def scale(n: int, t: int, blocks: int, sample: int, groups: bool = True) -> None
     peak = _jvm_peak_mb(spark)
     print(f"| {len(hashes):,} | {t} | {blocks} | {len(masks)} | {hashing.expected_comparisons(len(hashes), t, blocks):.2e} "
           f"| {len(found):,} | {took:.0f} s | {recall:.3f} ({len(want)} pairs) | {peak} |", flush=True)
+    if inner:
+        _time_inner(spark, cfg, tmp, hashes)
     if groups:
         _time_groups(spark, cfg, tmp, hashes, origin)
     spark.stop()
+
+
+def _time_inner(spark, cfg, tmp: str, hashes: np.ndarray) -> None:
+    """The dedupe job's second search (cropped copies): every image's whole value and an inner
+    value (here: a copy of every tenth whole value with 1..inner_max_distance bits flipped, the
+    rest random) in one banded search at inner_max_distance bits with inner_blocks blocks, all
+    new; recall against brute force for a sample of 2,000 values."""
+    import pandas as pd
+
+    from ptdm_spark.transforms import dedupe as t_dedupe
+
+    p = cfg.dedupe.phash
+    rng = np.random.default_rng(3)
+    inner = rng.integers(-(1 << 63), (1 << 63) - 1, len(hashes), dtype=np.int64).view(np.uint64)
+    near = np.arange(0, len(hashes), 10)
+    inner[near] = hashes[near].view(np.uint64)
+    for i in near:
+        for bit in rng.choice(64, int(rng.integers(1, p.inner_max_distance + 1)), replace=False):
+            inner[i] ^= np.uint64(1) << np.uint64(bit)
+    values = np.unique(np.concatenate([hashes, inner.view(np.int64)]))
+    pd.DataFrame({"phash": values, "is_new": True}).to_parquet(f"{tmp}/values.parquet")
+    df = spark.read.parquet(f"{tmp}/values.parquet")
+    masks = hashing.band_masks(p.inner_max_distance, p.inner_blocks)
+    parts = max(4, -(-len(values) * len(masks) // 2_000_000))
+    start = time.monotonic()
+    t_dedupe.near_pairs(df, masks, p.inner_max_distance, parts, "bench", all_new=True) \
+        .write.mode("overwrite").parquet(f"{tmp}/inner_pairs")
+    took = time.monotonic() - start
+    got = spark.read.parquet(f"{tmp}/inner_pairs").toPandas()
+    found = set(zip(got["a"].tolist(), got["b"].tolist()))
+    u = values.view(np.uint64)
+    want = set()
+    for i in np.random.default_rng(4).choice(len(values), min(2000, len(values)), replace=False):
+        for j in np.flatnonzero(np.bitwise_count(u ^ u[i]) <= p.inner_max_distance):
+            if j != i:
+                a, b = int(values[i]), int(values[j])
+                want.add((min(a, b), max(a, b)))
+    print(f"inner search: {len(values):,} whole and inner values, {p.inner_max_distance} bits, {p.inner_blocks} blocks "
+          f"({len(masks)} keys): {len(found):,} pairs in {took:.0f} s; recall vs brute force "
+          f"{len(want & found) / max(1, len(want)):.3f} ({len(want)} pairs)", flush=True)
 
 
 def _time_groups(spark, cfg, tmp: str, hashes: np.ndarray, origin: np.ndarray) -> None:
@@ -454,7 +505,8 @@ def _time_groups(spark, cfg, tmp: str, hashes: np.ndarray, origin: np.ndarray) -
             colour.append(np.clip(c + noise[:768], 0, 255).astype(np.uint8).tobytes())
             detail.append(np.clip(d + noise[768:], 0, 255).astype(np.uint8).tobytes())
         ids = [f"{i:08x}" for i in rows]
-        table = pa.table({"image_id": ids, "pixels": pixels[rows], "phash": hashes[rows], "dhash": dh[rows],
+        table = pa.table({"image_id": ids, "pixels": pixels[rows], "phash": hashes[rows], "phash_inner": hashes[rows],
+                          "dhash": dh[rows],
                           "colour_thumb": pa.array(colour, pa.binary()), "detail_thumb": pa.array(detail, pa.binary()),
                           "pixel_sha256": ids})
         if writer is None:
@@ -517,6 +569,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--blocks", type=int, default=14)
     s.add_argument("--sample", type=int, default=2000)
     s.add_argument("--no-groups", action="store_true", help="time the search only, not the checked pairs and groups")
+    s.add_argument("--no-inner", action="store_true", help="skip the second (inner pHash) search")
     a = p.parse_args(argv)
     if a.what == "quality":
         quality(a.cache, a.icons, a.sheet, a.rules)
@@ -526,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| hashes | threshold | blocks | keys per hash | comparisons (model) | pairs found | time "
               "| recall vs brute force | driver heap peak |")
         print("|---|---|---|---|---|---|---|---|---|")
-        scale(a.n, a.threshold, a.blocks, a.sample, groups=not a.no_groups)
+        scale(a.n, a.threshold, a.blocks, a.sample, groups=not a.no_groups, inner=not a.no_inner)
     return 0
 
 

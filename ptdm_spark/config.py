@@ -229,12 +229,22 @@ class PhashConfig:
     colour_max_distance: float
     member_max_distance: int
     detail_max_distance: float = 40.0
+    inner_search: bool = True
+    inner_max_distance: int = 4
+    inner_blocks: int = 6
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.colour_max_distance <= 2.0:
             raise ConfigError("dedupe.phash.colour_max_distance: must be between 0 and 2")
         if not 0.0 <= self.detail_max_distance <= 1000.0:
             raise ConfigError("dedupe.phash.detail_max_distance: must be between 0 and 1000")
+        if self.inner_search:
+            if not 0 <= self.inner_max_distance <= self.max_distance:
+                raise ConfigError(f"dedupe.phash.inner_max_distance: must be between 0 and max_distance "
+                                  f"({self.max_distance})")
+            if not self.inner_max_distance < self.inner_blocks <= 64:
+                raise ConfigError(f"dedupe.phash.inner_blocks: must be more than inner_max_distance "
+                                  f"({self.inner_max_distance}) and at most 64")
         if not self.max_distance <= self.member_max_distance <= 64:
             raise ConfigError(f"dedupe.phash.member_max_distance: must be between max_distance ({self.max_distance}) "
                               "and 64")

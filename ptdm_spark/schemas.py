@@ -125,6 +125,7 @@ PROCESSED = _s(
     ("faces", IntegerType(), True),  # faces found (process.privacy.blur_faces); None when not searched
     ("pixel_sums", ArrayType(DoubleType()), True),  # see IMAGES
     ("detail_thumb", BinaryType(), True),  # see IMAGES
+    ("phash_inner", LongType(), True),  # see IMAGES
 )
 
 # process_image's record plus the image metadata that travels with it through the UDF.
@@ -179,6 +180,9 @@ IMAGES = _s(
     # (imaging.hashing.detail_distance); NULL for images under 32 px a side and in rows written
     # before the column existed (their pairs are checked on colour_thumb alone, as before).
     ("detail_thumb", BinaryType(), True),
+    # pHash of the central part (4 % off every side), matched against other images' whole pHash
+    # to find cropped copies; NULL in rows written before the column existed.
+    ("phash_inner", LongType(), True),
     ("run_id", StringType(), False),
     ("processed_at", TimestampType(), False),
 )
@@ -209,6 +213,9 @@ PHASH_INDEX = _s(
     ("phash", LongType(), False),
     ("max_distance", IntegerType(), False),
     ("run_id", StringType(), False),
+    # The inner search's radius (dedupe.phash.inner_max_distance) the images holding this whole
+    # value have been searched at (their whole and inner values); NULL: not yet.
+    ("inner_distance", IntegerType(), True),
 )
 
 # Verified near-duplicate edges between distinct pHash values (a < b), the graph of components.

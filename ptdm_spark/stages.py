@@ -190,15 +190,19 @@ def dedupe(spark: "SparkSession", d: DedupeConfig, run: Run) -> dict[str, Any]:
     for thumb in ("colour_thumb", "detail_thumb"):  # a table written before the thumbnails existed
         if thumb not in images.columns:
             images = images.withColumn(thumb, F.lit(None).cast("binary"))
+    # The inner pHash; the whole one where an image has none (processed before it existed) or the
+    # inner search is off, so that every distance below is simply the fewest bits of the four pairs.
+    inner = F.col("phash_inner") if "phash_inner" in images.columns and d.phash.inner_search else F.lit(None)
+    images = images.withColumn("phash_inner", F.coalesce(inner.cast("long"), F.col("phash")))
     clock = Clock("dedupe")
     eligible, groups = None, None
     if "phash" in d.methods:
         eligible = t_dedupe.phash_eligible(d.phash.min_side, d.phash.skip_flags)
         nodes = images.filter(eligible).select(
-            "image_id", (F.col("width").cast("long") * F.col("height")).alias("pixels"), "phash", "dhash",
-            "colour_thumb", "detail_thumb", "pixel_sha256")
+            "image_id", (F.col("width").cast("long") * F.col("height")).alias("pixels"), "phash", "phash_inner",
+            "dhash", "colour_thumb", "detail_thumb", "pixel_sha256")
         groups = _near_duplicate_graph(spark, d, run, nodes, clock)
-    cols = ("image_id", "width", "height", "pixel_sha256", "phash", "label", "labels", "flags")
+    cols = ("image_id", "width", "height", "pixel_sha256", "phash", "phash_inner", "label", "labels", "flags")
     members = _stage(spark, t_dedupe.members(images.select(*cols), groups, eligible, "pixel" in d.methods)
                      .select(*cols, "comp"), run, "members")
     dups = _stage(spark, t_dedupe.duplicates(members, run.run_id), run, "duplicates")
@@ -220,11 +224,11 @@ def dedupe(spark: "SparkSession", d: DedupeConfig, run: Run) -> dict[str, Any]:
 
 def _near_duplicate_graph(spark: "SparkSession", d: DedupeConfig, run: Run, nodes: "DataFrame",
                           clock: Clock) -> "DataFrame | None":
-    """Search the new pHashes of the eligible images ``nodes`` (image_id, pixels, phash, dhash,
-    colour_thumb, detail_thumb, pixel_sha256) against all (banded keys), store the near pairs of
-    pHashes, verify the image pairs they stand for (``t_dedupe.image_edges``: dHash, and whether
-    they look alike: colour and detail), and
-    group the images so that every member is near its group's kept image
+    """Search the new pHashes of the eligible images ``nodes`` (image_id, pixels, phash,
+    phash_inner, dhash, colour_thumb, detail_thumb, pixel_sha256) against all (banded keys; then
+    whole and inner values within ``inner_max_distance``: cropped copies), store the near pairs of
+    pHash values, verify the image pairs they stand for (``t_dedupe.image_edges``: dHash, and
+    whether they look alike: colour and detail), and group the images so that every member is near its group's kept image
     (``t_dedupe.bounded_groups``): (image_id, kept_id) of the images with a verified pair; None
     without any."""
     from pyspark.sql import functions as F
@@ -232,12 +236,18 @@ def _near_duplicate_graph(spark: "SparkSession", d: DedupeConfig, run: Run, node
     from ptdm_spark.imaging import hashing
 
     p = d.phash
-    index = _read(spark, run, "phash_index", schemas.PHASH_INDEX).filter(F.col("max_distance") >= p.max_distance)
-    searched_before = index.select("phash", F.lit(False).alias("is_new"))
-    hashes = _stage(spark, nodes.select("phash").distinct().join(searched_before, "phash", "left")
-                    .fillna(True, ["is_new"]), run, "hashes")
-    n = {bool(r[0]): int(r[1]) for r in hashes.groupBy("is_new").count().collect()}
-    new, old = n.get(True, 0), n.get(False, 0)
+    index = _read(spark, run, "phash_index", schemas.PHASH_INDEX)
+    if "inner_distance" not in index.columns:  # an index written before the inner search existed
+        index = index.withColumn("inner_distance", F.lit(None).cast("int"))
+    hashes = _stage(spark, nodes.select("phash").distinct()
+                    .join(index.select("phash", "max_distance", "inner_distance"), "phash", "left")
+                    .select("phash", "max_distance", "inner_distance",
+                            F.coalesce(F.col("max_distance") < p.max_distance, F.lit(True)).alias("is_new"),
+                            F.coalesce(F.col("inner_distance") < p.inner_max_distance, F.lit(True))
+                            .alias("inner_new")), run, "hashes")
+    n = {(bool(r[0]), bool(r[1])): int(r[2]) for r in hashes.groupBy("is_new", "inner_new").count().collect()}
+    new, old = sum(v for k, v in n.items() if k[0]), sum(v for k, v in n.items() if not k[0])
+    inner_new = sum(v for k, v in n.items() if k[1]) if p.inner_search else 0
     log(f"[dedupe] {new} new pHash value(s) to search against {new + old}")
     if new:
         masks = hashing.band_masks(p.max_distance, p.blocks)
@@ -245,14 +255,31 @@ def _near_duplicate_graph(spark: "SparkSession", d: DedupeConfig, run: Run, node
         found = _stage(spark, t_dedupe.near_pairs(hashes, masks, p.max_distance, parts, run.run_id, all_new=not old),
                        run, "pairs")
         run.counts["pairs_new"] = delta.rows_inserted(_write(spark, run, "phash_pairs", found, ("a", "b")))
-        searched = hashes.filter("is_new").select("phash", F.lit(p.max_distance).alias("max_distance"),
-                                                   F.lit(run.run_id).alias("run_id"))
-        _write(spark, run, "phash_index", schemas.conform(searched, schemas.PHASH_INDEX), ("phash",),
-               update_when_changed=("max_distance",))
         clock.lap(f"searched {new} new hash(es): {len(masks)} band keys each, {parts} tasks")
-    run.counts.update(hashes=new + old, hashes_new=new)
+    if inner_new:
+        # Whole and inner values of the images whose inner values were not searched yet, against all.
+        values = _stage(spark, t_dedupe.inner_values(nodes, hashes.select("phash", F.col("inner_new").alias("is_new"))),
+                        run, "inner_values")
+        n_values = values.count()
+        masks = hashing.band_masks(p.inner_max_distance, p.inner_blocks)
+        parts = max(2 * spark.sparkContext.defaultParallelism, math.ceil(n_values * len(masks) / 2_000_000))
+        found = _stage(spark, t_dedupe.near_pairs(values, masks, p.inner_max_distance, parts, run.run_id,
+                                                  all_new=inner_new == new + old), run, "inner_pairs")
+        run.counts["inner_pairs_new"] = delta.rows_inserted(_write(spark, run, "phash_pairs", found, ("a", "b")))
+        clock.lap(f"searched whole and inner pHashes (crops) of {inner_new} image hash(es) within "
+                  f"{p.inner_max_distance} bits: {n_values} value(s), {len(masks)} band keys each")
+    if new or inner_new:
+        searched = hashes.filter(F.col("is_new") | (F.col("inner_new") & F.lit(bool(inner_new)))).select(
+            "phash",
+            F.when(F.col("is_new"), F.lit(p.max_distance)).otherwise(F.col("max_distance")).alias("max_distance"),
+            F.lit(run.run_id).alias("run_id"),
+            F.when(F.col("inner_new") & F.lit(bool(inner_new)), F.lit(p.inner_max_distance))
+            .otherwise(F.col("inner_distance")).alias("inner_distance"))
+        _write(spark, run, "phash_index", schemas.conform(searched, schemas.PHASH_INDEX), ("phash",),
+               update_when_changed=("max_distance", "inner_distance"))
+    run.counts.update(hashes=new + old, hashes_new=new, hashes_inner_new=inner_new)
     pairs = _read(spark, run, "phash_pairs", schemas.PHASH_PAIRS).filter(F.col("distance") <= p.max_distance)
-    known = hashes.select("phash")
+    known = nodes.select(F.explode(F.array_distinct(F.array("phash", "phash_inner"))).alias("phash")).distinct()
     pairs = (pairs.join(known.withColumnRenamed("phash", "a"), "a", "left_semi")
              .join(known.withColumnRenamed("phash", "b"), "b", "left_semi"))
     edges = _stage(spark, t_dedupe.image_edges(pairs, nodes, p.confirm_above, p.dhash_max_distance,

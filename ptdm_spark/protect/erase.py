@@ -142,7 +142,7 @@ class Plan:
     augmented_ids: list[str]
     image_sha256: list[str]
     pixel_sha256: list[str]
-    phashes: list[int]  # pHash values no remaining image holds
+    phashes: list[int]  # pHash values (whole or inner) no remaining image holds
     curated_versions: list[int]  # analysed curated versions that held an erased image
     releases: list[str]  # releases whose curated rows held an erased image
     unchecked_releases: list[str]  # releases whose curated version no longer reads (an earlier erasure)
@@ -298,14 +298,17 @@ def plan(spark: "SparkSession", cfg: Config, dataset: str, ids: list[str], uris:
                                                   .select("image_id").collect()} if aug is not None else set()))
     sha, pix, phashes, twins = [], [], [], []
     if images is not None and image_ids:
+        # pHash values (whole and inner) that only erased images hold leave phash_index and phash_pairs.
+        inner = F.col("phash_inner") if "phash_inner" in images.columns else F.lit(None).cast("long")
         mine = images.filter(_in(F.col("image_id"), image_ids)).select(
-            F.sha2("image", 256).alias("sha"), "pixel_sha256", "phash").collect()
+            F.sha2("image", 256).alias("sha"), "pixel_sha256", "phash", inner.alias("phash_inner")).collect()
         sha = sorted({r["sha"] for r in mine})
         pix = sorted({r["pixel_sha256"] for r in mine})
         others = images.filter(~_in(F.col("image_id"), image_ids))
-        theirs = {r[0] for r in others.filter(_in(F.col("phash"), {r["phash"] for r in mine if r["phash"] is not None}))
-                  .select("phash").distinct().collect()}
-        phashes = sorted({r["phash"] for r in mine if r["phash"] is not None} - theirs)
+        values = {v for r in mine for v in (r["phash"], r["phash_inner"]) if v is not None}
+        theirs = {r[0] for r in others.select(F.explode(F.array("phash", inner)).alias("v"))
+                  .filter(_in(F.col("v"), values)).distinct().collect()}
+        phashes = sorted(values - theirs)
         twins = sorted(r[0] for r in others.filter(_in(F.col("pixel_sha256"), pix)).select("image_id").collect())
 
     # Analysed curated versions and releases that held an erased image (read before anything changes).

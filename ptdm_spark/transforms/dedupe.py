@@ -59,25 +59,39 @@ def near_pairs(hashes: DataFrame, masks: Sequence[int], max_distance: int, parti
     return schemas.conform(pairs.withColumn("run_id", F.lit(run_id)), schemas.PHASH_PAIRS)
 
 
+def inner_values(nodes: DataFrame, hashes: DataFrame) -> DataFrame:
+    """(phash, is_new) of every whole and inner pHash value of ``nodes`` (phash, phash_inner), for
+    the inner search: a value is new when an image holding it has a whole pHash that ``hashes``
+    (phash, is_new) marks new (its inner value was never searched either)."""
+    return (nodes.select("phash", "phash_inner").join(hashes, "phash")
+            .select(F.explode(F.array_distinct(F.array("phash", "phash_inner"))).alias("phash"), "is_new")
+            .groupBy("phash").agg(F.max("is_new").alias("is_new")))
+
+
 def image_edges(pairs: DataFrame, eligible: DataFrame, confirm_above: int, dhash_max: int,
                 colour_max: float, detail_max: float) -> DataFrame:
     """Verified near-duplicate pairs of *images* (a < b, image ids) from the near pairs of their
     pHashes, and from images that share one pHash.
 
-    A pair counts when its pHashes differ in at most ``confirm_above`` bits, or farther (up to
-    the search radius) with dHashes within ``dhash_max``; and when the two look alike
+    A pair counts when a pHash of one (whole or inner) and a pHash of the other differ in at most
+    ``confirm_above`` bits, or farther (up to the search radius) with dHashes within ``dhash_max``; and when the two look alike
     (``hashing.pairs_alike``: colour within ``colour_max`` and, with detail thumbnails, their
     most different part within ``detail_max``). A pair with an image processed before the
     thumbnails existed is checked on what both have.
 
     Args:
         pairs: (a, b, distance) near pairs of distinct pHashes.
-        eligible: (image_id, phash, dhash, colour_thumb, detail_thumb) of the images taking part.
+        eligible: (image_id, phash, phash_inner, dhash, colour_thumb, detail_thumb) of the images
+            taking part (phash_inner: the whole pHash where an image has no inner one).
     """
+    # Every image stands for its whole and its inner pHash value (the same value once).
+    vals = eligible.select("image_id", "dhash", "colour_thumb", "detail_thumb",
+                           F.explode(F.array_distinct(F.array("phash", "phash_inner"))).alias("value"))
+
     def side(x: str) -> DataFrame:
-        return eligible.select(F.col("phash").alias(x), F.col("image_id").alias(f"id_{x}"),
-                               F.col("dhash").alias(f"d_{x}"), F.col("colour_thumb").alias(f"t_{x}"),
-                               F.col("detail_thumb").alias(f"u_{x}"))
+        return vals.select(F.col("value").alias(x), F.col("image_id").alias(f"id_{x}"),
+                           F.col("dhash").alias(f"d_{x}"), F.col("colour_thumb").alias(f"t_{x}"),
+                           F.col("detail_thumb").alias(f"u_{x}"))
 
     across = pairs.select("a", "b", "distance").join(side("a"), "a").join(side("b"), "b")
     within = (side("a").join(side("b"), F.col("a") == F.col("b"))
@@ -85,10 +99,13 @@ def image_edges(pairs: DataFrame, eligible: DataFrame, confirm_above: int, dhash
     cols = ["id_a", "id_b", "t_a", "t_b", "u_a", "u_b"]
     cand = (across.select(*cols, "distance", "d_a", "d_b").unionByName(within.select(*cols, "distance", "d_a", "d_b"))
             .filter((F.col("distance") <= confirm_above)
-                    | (F.bit_count(F.col("d_a").bitwiseXOR(F.col("d_b"))) <= dhash_max))
-            .select(*cols))
-    checked = cand.mapInPandas(_look_alike(colour_max, detail_max), "a string, b string")
-    return checked.select(F.least("a", "b").alias("a"), F.greatest("a", "b").alias("b")).distinct()
+                    | (F.bit_count(F.col("d_a").bitwiseXOR(F.col("d_b"))) <= dhash_max)))
+    # One row per image pair (several value pairs can stand for it), smaller id first.
+    flipped = [F.col(c.replace("_a", "_x").replace("_b", "_a").replace("_x", "_b")).alias(c) for c in cols]
+    cand = (cand.filter(F.col("id_a") < F.col("id_b")).select(*cols)
+            .unionByName(cand.filter(F.col("id_a") > F.col("id_b")).select(*flipped))
+            .dropDuplicates(["id_a", "id_b"]))
+    return cand.mapInPandas(_look_alike(colour_max, detail_max), "a string, b string")
 
 
 def _look_alike(colour_max: float, detail_max: float):
@@ -109,8 +126,8 @@ def _look_alike(colour_max: float, detail_max: float):
     return fn
 
 
-GROUP_NODES = ("image_id string, pixels long, phash long, colour_thumb binary, detail_thumb binary, "
-               "pixel_sha256 string")
+GROUP_NODES = ("image_id string, pixels long, phash long, phash_inner long, colour_thumb binary, "
+               "detail_thumb binary, pixel_sha256 string")
 
 
 def bounded_groups(edges, nodes, member_max: int, colour_max: float, detail_max: float):
@@ -122,8 +139,9 @@ def bounded_groups(edges, nodes, member_max: int, colour_max: float, detail_max:
 
     from ptdm_spark.imaging import graph, hashing
 
-    if nodes["phash"].dtype.kind != "i":  # a float64 pHash has lost its low bits: distances would be wrong
-        raise TypeError(f"bounded_groups: phash must be an integer column, not {nodes['phash'].dtype}")
+    for c in ("phash", "phash_inner"):  # a float64 pHash has lost its low bits: distances would be wrong
+        if nodes[c].dtype.kind != "i":
+            raise TypeError(f"bounded_groups: {c} must be an integer column, not {nodes[c].dtype}")
     nodes = nodes.sort_values(["pixels", "image_id"], ascending=[False, True]).reset_index(drop=True)
     index = pd.Index(nodes["image_id"])
 
@@ -135,7 +153,8 @@ def bounded_groups(edges, nodes, member_max: int, colour_max: float, detail_max:
 
     a, b = index.get_indexer(edges["a"]), index.get_indexer(edges["b"])
     near = hashing.near_kept(nodes["phash"].to_numpy(np.int64), present("colour_thumb"), present("detail_thumb"),
-                             nodes["pixel_sha256"].to_numpy(), member_max, colour_max, detail_max, checked=(a, b))
+                             nodes["pixel_sha256"].to_numpy(), member_max, colour_max, detail_max, checked=(a, b),
+                             inner=nodes["phash_inner"].to_numpy(np.int64))
     kept = graph.bounded_groups(len(nodes), a, b, np.arange(len(nodes)), near)
     return pd.DataFrame({"image_id": nodes["image_id"], "kept_id": nodes["image_id"].to_numpy()[kept]})
 
@@ -260,20 +279,28 @@ def members(images: DataFrame, groups: DataFrame | None, eligible: Column | None
 
 
 def duplicates(members: DataFrame, run_id: str) -> DataFrame:
-    """Every member but the kept one -> a ``duplicates`` row (method pixel or phash, distance to kept)."""
+    """Every member but the kept one -> a ``duplicates`` row (method pixel or phash, distance to
+    kept: the fewest bits between a pHash of the member and a pHash of the kept image, whole or
+    inner). ``members`` needs phash_inner (the whole pHash where an image has none)."""
     w = Window.partitionBy("comp").orderBy(F.desc("pixels"), F.asc("image_id"))
     ranked = (
         members.withColumn("pixels", F.col("width").cast("long") * F.col("height"))
         .withColumn("kept_id", F.first("image_id").over(w))
         .withColumn("kept_pixel", F.first("pixel_sha256").over(w))
         .withColumn("kept_phash", F.first("phash").over(w))
+        .withColumn("kept_inner", F.first("phash_inner").over(w))
     )
+
+    def bits(x: str, y: str) -> Column:
+        return F.bit_count(F.col(x).bitwiseXOR(F.col(y)))
+
     same_pixels = F.col("pixel_sha256") == F.col("kept_pixel")
     out = (
         ranked.filter(F.col("image_id") != F.col("kept_id"))
         .withColumn("method", F.when(same_pixels, F.lit("pixel")).otherwise(F.lit("phash")))
         .withColumn("distance", F.when(same_pixels, F.lit(0))
-                    .otherwise(F.bit_count(F.col("phash").bitwiseXOR(F.col("kept_phash")))))
+                    .otherwise(F.least(bits("phash", "kept_phash"), bits("phash", "kept_inner"),
+                                       bits("phash_inner", "kept_phash"), bits("phash_inner", "kept_inner"))))
         .withColumn("run_id", F.lit(run_id))
     )
     return schemas.conform(out, schemas.DUPLICATES)

@@ -24,14 +24,14 @@ def _flip(h: int, bits) -> int:
 
 
 def _image(image_id: str, phash: int, *, label=None, side=64, pixel=None, flags=(), source_split=None, dhash=0,
-           thumb=None, detail=None):
+           thumb=None, detail=None, inner=None):
     now = dt.datetime(2026, 1, 1)
     return dict(image_id=image_id, label=label, labels=[label] if label else [], source_split=source_split,
                 source_uri=f"file:/src/{image_id}.png", source_count=1, format="png", width=side, height=side,
                 channels=3, bit_depth=8, orientation=1, out_width=side, out_height=side,
                 pixel_sha256=pixel or f"px-{image_id}", phash=phash, dhash=dhash, colour_thumb=thumb, blur=100.0, brightness=0.5,
                 contrast=0.2, entropy=6.0, aspect_ratio=1.0, channel_spread=20.0, flags=list(flags),
-                image=b"png", encoding="png", decoder_warnings=None, faces=None, pixel_sums=None, detail_thumb=detail, run_id="setup",
+                image=b"png", encoding="png", decoder_warnings=None, faces=None, pixel_sums=None, detail_thumb=detail, phash_inner=inner, run_id="setup",
                 processed_at=now)
 
 
@@ -220,6 +220,45 @@ def test_pairs_are_checked_on_colour_and_groups_never_chain_past_the_bound(spark
     in_spark = dataclasses.replace(cfg, dedupe=dataclasses.replace(cfg.dedupe, driver_components_max_edges=0))
     _stage(spark, in_spark, ds, "dedupe")
     assert {(r.image_id, r.kept_id, r.distance) for r in _table(spark, cfg, ds, "duplicates").collect()} == expected
+
+
+def _processed(image_id: str, rgb: np.ndarray) -> dict:
+    """An images row with the hashes and thumbnails ``process`` computes for this RGB array."""
+    from ptdm_spark.config import load_config
+    from ptdm_spark.imaging.pipeline import Params, process_image
+
+    r = process_image(encode(rgb), Params.from_config(load_config().process))
+    row = _image(image_id, r["phash"], dhash=r["dhash"], thumb=r["colour_thumb"], detail=r["detail_thumb"],
+                 inner=r["phash_inner"], pixel=r["pixel_sha256"])
+    return {**row, "width": r["width"], "height": r["height"]}
+
+
+def test_cropped_copies_are_found_through_the_inner_phash(spark, cfg):
+    """scikit-image's coffee photo and its copy cropped by 4 % a side: whole pHashes 14 bits apart
+    (beyond the search radius), tied through the original's inner pHash; the duplicates row's
+    distance is that of the closest pair of pHashes (computed here from the records). With the
+    inner search off they are not tied."""
+    import skimage.data
+
+    from ptdm_spark.imaging import hashing
+
+    ds = "near_crops"
+    img = skimage.data.coffee()
+    h, w = img.shape[:2]
+    crop = img[round(h * .04):h - round(h * .04), round(w * .04):w - round(w * .04)]
+    rows = [_processed("coffee", img), _processed("coffee_crop", crop), _processed("chelsea", skimage.data.chelsea())]
+    whole = hashing.hamming(rows[0]["phash"], rows[1]["phash"])
+    closest = min(hashing.hamming(x, y) for x in (rows[0]["phash"], rows[0]["phash_inner"])
+                  for y in (rows[1]["phash"], rows[1]["phash_inner"]))
+    assert whole > cfg.dedupe.phash.max_distance and closest <= cfg.dedupe.phash.inner_max_distance
+    _add_images(spark, cfg, ds, rows)
+    off = dataclasses.replace(cfg, dedupe=dataclasses.replace(
+        cfg.dedupe, phash=dataclasses.replace(cfg.dedupe.phash, inner_search=False)))
+    _stage(spark, off, ds, "dedupe")
+    assert _table(spark, cfg, ds, "duplicates").count() == 0
+    _stage(spark, cfg, ds, "dedupe")  # the whole hashes are searched already: the inner search must still run
+    got = {(r.image_id, r.kept_id, r.method, r.distance) for r in _table(spark, cfg, ds, "duplicates").collect()}
+    assert got == {("coffee_crop", "coffee", "phash", closest)}
 
 
 def test_label_conflicts_list_components_with_several_labels(spark, cfg):

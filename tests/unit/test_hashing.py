@@ -261,3 +261,22 @@ def test_pairs_alike_checks_what_both_images_have():
     ok = hashing.pairs_alike([c0, c0, c0, None], [c1, c1, c1, None], [d0, None, d0, None], [d1, d1, d0, None],
                              0.2, 40.0)
     assert ok.tolist() == [False, True, True, True]
+
+
+def test_the_inner_phash_finds_a_crop_the_whole_phash_misses():
+    """scikit-image's coffee photo cropped by 4 % a side: its whole pHash is 14 bits from the
+    original's (beyond the 12-bit search radius), but within 2 bits of the original's inner pHash,
+    inside the inner search's 4 bits."""
+    import skimage.data
+
+    from ptdm_spark.config import load_config
+    from ptdm_spark.imaging import quality
+
+    p = load_config().dedupe.phash
+    img = skimage.data.coffee()
+    h, w = img.shape[:2]
+    crop = img[round(h * .04):h - round(h * .04), round(w * .04):w - round(w * .04)]
+    _, g = quality.working_grey(img)
+    _, gc = quality.working_grey(crop)
+    assert hashing.hamming(quality.phash(g), quality.phash(gc)) > p.max_distance
+    assert hashing.hamming(quality.phash_inner(g), quality.phash(gc)) <= p.inner_max_distance
