@@ -228,7 +228,7 @@ class PhashConfig:
     skip_flags: tuple[str, ...]
     colour_max_distance: float
     member_max_distance: int
-    detail_max_distance: float = 40.0
+    detail_max_distance: float = 42.0
     inner_search: bool = True
     inner_max_distance: int = 4
     inner_blocks: int = 6

@@ -177,7 +177,7 @@ IMAGES = _s(
     # stds without decoding again); NULL in rows written before the column existed.
     ("pixel_sums", ArrayType(DoubleType()), True),
     # 32x32 Lab (3,072 bytes) for the near-duplicate checks' crop alignment and local detail
-    # (imaging.hashing.detail_distance); NULL for images under 32 px a side and in rows written
+    # (imaging.hashing.look_distances); NULL for images under 32 px a side and in rows written
     # before the column existed (their pairs are checked on colour_thumb alone, as before).
     ("detail_thumb", BinaryType(), True),
     # pHash of the central part (4 % off every side), matched against other images' whole pHash
@@ -209,12 +209,14 @@ LABEL_CONFLICTS = _s(
 
 # Every pHash value already searched for near duplicates, and at which threshold: a later run
 # compares only new hashes (against all), never old pairs again.
+# One row per pHash value searched: a whole pHash (max_distance: the search radius, bits) or an
+# inner one (max_distance -1 until it is some image's whole pHash too).
 PHASH_INDEX = _s(
     ("phash", LongType(), False),
     ("max_distance", IntegerType(), False),
     ("run_id", StringType(), False),
-    # The inner search's radius (dedupe.phash.inner_max_distance) the images holding this whole
-    # value have been searched at (their whole and inner values); NULL: not yet.
+    # The radius of the inner search (dedupe.phash.inner_max_distance) this value took part in;
+    # NULL: not yet (tables written before the inner search, or with it off).
     ("inner_distance", IntegerType(), True),
 )
 

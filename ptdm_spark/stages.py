@@ -239,15 +239,13 @@ def _near_duplicate_graph(spark: "SparkSession", d: DedupeConfig, run: Run, node
     index = _read(spark, run, "phash_index", schemas.PHASH_INDEX)
     if "inner_distance" not in index.columns:  # an index written before the inner search existed
         index = index.withColumn("inner_distance", F.lit(None).cast("int"))
-    hashes = _stage(spark, nodes.select("phash").distinct()
-                    .join(index.select("phash", "max_distance", "inner_distance"), "phash", "left")
+    index = index.select("phash", "max_distance", "inner_distance")
+    hashes = _stage(spark, nodes.select("phash").distinct().join(index, "phash", "left")
                     .select("phash", "max_distance", "inner_distance",
-                            F.coalesce(F.col("max_distance") < p.max_distance, F.lit(True)).alias("is_new"),
-                            F.coalesce(F.col("inner_distance") < p.inner_max_distance, F.lit(True))
-                            .alias("inner_new")), run, "hashes")
-    n = {(bool(r[0]), bool(r[1])): int(r[2]) for r in hashes.groupBy("is_new", "inner_new").count().collect()}
-    new, old = sum(v for k, v in n.items() if k[0]), sum(v for k, v in n.items() if not k[0])
-    inner_new = sum(v for k, v in n.items() if k[1]) if p.inner_search else 0
+                            F.coalesce(F.col("max_distance") < p.max_distance, F.lit(True)).alias("is_new")),
+                    run, "hashes")
+    n = {bool(r[0]): int(r[1]) for r in hashes.groupBy("is_new").count().collect()}
+    new, old = n.get(True, 0), n.get(False, 0)
     log(f"[dedupe] {new} new pHash value(s) to search against {new + old}")
     if new:
         masks = hashing.band_masks(p.max_distance, p.blocks)
@@ -256,26 +254,35 @@ def _near_duplicate_graph(spark: "SparkSession", d: DedupeConfig, run: Run, node
                        run, "pairs")
         run.counts["pairs_new"] = delta.rows_inserted(_write(spark, run, "phash_pairs", found, ("a", "b")))
         clock.lap(f"searched {new} new hash(es): {len(masks)} band keys each, {parts} tasks")
-    if inner_new:
-        # Whole and inner values of the images whose inner values were not searched yet, against all.
-        values = _stage(spark, t_dedupe.inner_values(nodes, hashes.select("phash", F.col("inner_new").alias("is_new"))),
-                        run, "inner_values")
-        n_values = values.count()
-        masks = hashing.band_masks(p.inner_max_distance, p.inner_blocks)
-        parts = max(2 * spark.sparkContext.defaultParallelism, math.ceil(n_values * len(masks) / 2_000_000))
-        found = _stage(spark, t_dedupe.near_pairs(values, masks, p.inner_max_distance, parts, run.run_id,
-                                                  all_new=inner_new == new + old), run, "inner_pairs")
-        run.counts["inner_pairs_new"] = delta.rows_inserted(_write(spark, run, "phash_pairs", found, ("a", "b")))
-        clock.lap(f"searched whole and inner pHashes (crops) of {inner_new} image hash(es) within "
-                  f"{p.inner_max_distance} bits: {n_values} value(s), {len(masks)} band keys each")
+    # The index row of a value: max_distance, the radius it was searched at as a whole pHash (-1:
+    # only as an inner value so far); inner_distance, the radius of the inner search it took part in.
+    whole_new = F.coalesce(F.col("whole_new"), F.lit(False))
+    inner_new = 0
+    if p.inner_search:
+        # Whole and inner values not yet in an inner search, against all of them (cropped copies).
+        values = _stage(spark, t_dedupe.inner_values(nodes, index, p.inner_max_distance), run, "inner_values")
+        m = {bool(r[0]): int(r[1]) for r in values.groupBy("is_new").count().collect()}
+        inner_new = m.get(True, 0)
+        if inner_new:
+            masks = hashing.band_masks(p.inner_max_distance, p.inner_blocks)
+            parts = max(2 * spark.sparkContext.defaultParallelism,
+                        math.ceil(sum(m.values()) * len(masks) / 2_000_000))
+            found = _stage(spark, t_dedupe.near_pairs(values, masks, p.inner_max_distance, parts, run.run_id,
+                                                      all_new=not m.get(False, 0)), run, "inner_pairs")
+            run.counts["inner_pairs_new"] = delta.rows_inserted(_write(spark, run, "phash_pairs", found, ("a", "b")))
+            clock.lap(f"searched {inner_new} new whole and inner pHash value(s) against {sum(m.values())} "
+                      f"within {p.inner_max_distance} bits (cropped copies), {len(masks)} band keys each")
+        rows = values.join(hashes.select("phash", F.col("is_new").alias("whole_new")), "phash", "left").select(
+            "phash", F.when(whole_new, F.lit(p.max_distance))
+            .otherwise(F.coalesce(F.col("max_distance"), F.lit(-1))).alias("max_distance"),
+            F.when(F.col("is_new"), F.lit(p.inner_max_distance)).otherwise(F.col("inner_distance"))
+            .alias("inner_distance"), whole_new.alias("whole_new"), F.col("is_new").alias("inner_new"))
+        searched = rows.filter(F.col("whole_new") | F.col("inner_new"))
+    else:
+        searched = hashes.filter("is_new").withColumn("max_distance", F.lit(p.max_distance))
     if new or inner_new:
-        searched = hashes.filter(F.col("is_new") | (F.col("inner_new") & F.lit(bool(inner_new)))).select(
-            "phash",
-            F.when(F.col("is_new"), F.lit(p.max_distance)).otherwise(F.col("max_distance")).alias("max_distance"),
-            F.lit(run.run_id).alias("run_id"),
-            F.when(F.col("inner_new") & F.lit(bool(inner_new)), F.lit(p.inner_max_distance))
-            .otherwise(F.col("inner_distance")).alias("inner_distance"))
-        _write(spark, run, "phash_index", schemas.conform(searched, schemas.PHASH_INDEX), ("phash",),
+        _write(spark, run, "phash_index",
+               schemas.conform(searched.withColumn("run_id", F.lit(run.run_id)), schemas.PHASH_INDEX), ("phash",),
                update_when_changed=("max_distance", "inner_distance"))
     run.counts.update(hashes=new + old, hashes_new=new, hashes_inner_new=inner_new)
     pairs = _read(spark, run, "phash_pairs", schemas.PHASH_PAIRS).filter(F.col("distance") <= p.max_distance)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-command set-up of ptdm-spark on a new machine.
 #
-#   scripts/setup.sh            # or: make setup
+#   scripts/setup.sh               # or: make setup
+#   scripts/setup.sh --benchmarks  # also the Debian image data the benchmarks read (step 6)
 #
 # 1. checks python3 (>= 3.10), java (>= 17) and mvn, and stops with one line if one is missing;
 # 2. creates .venv and installs the package with its dev extras: the ranges in pyproject.toml,
@@ -12,10 +13,20 @@
 #    classes, security.encryption) with javac against pyspark's jars into .jars/ptdm-crypto.jar;
 # 4. installs Debian's dataset-fashion-mnist (the README's main command) when it is missing and
 #    apt is available;
-# 5. installs Debian's chromium (the report's browser test) when it is missing and apt is available.
+# 5. installs Debian's chromium (the report's browser test) when it is missing and apt is available;
+# 6. with --benchmarks: installs Debian's oxygen-icon-theme, gnome-backgrounds and opencv-doc
+#    (benchmarks/near_duplicates.py's icons, wallpapers and logos) when apt is available.
 # A rerun with nothing changed takes a few seconds and changes nothing (stamp files in .venv/ and
 # .jars/ record what was done).
 set -euo pipefail
+BENCHMARKS=0
+for arg in "$@"; do
+  case "$arg" in
+    --benchmarks) BENCHMARKS=1 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "setup: unknown option $arg (known: --benchmarks)" >&2; exit 2 ;;
+  esac
+done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY="${PYTHON:-python3}"
@@ -70,6 +81,23 @@ if ! command -v chromium >/dev/null; then
       || echo "setup: warning: could not install chromium; the report's browser test needs it"
   else
     echo "setup: note: chromium is not installed (apt-get install chromium) — only the report's browser test needs it"
+  fi
+fi
+# --- 6. the benchmarks' image data (only with --benchmarks) ------------------------------------------
+if [ "$BENCHMARKS" = 1 ]; then
+  want=()
+  [ -d /usr/share/icons/oxygen/base/64x64 ] || want+=(oxygen-icon-theme)
+  [ -d /usr/share/backgrounds/gnome ] || want+=(gnome-backgrounds)
+  [ -e /usr/share/doc/opencv-doc/examples/data/LinuxLogo.jpg ] || want+=(opencv-doc)
+  if [ "${#want[@]}" = 0 ]; then
+    echo "setup: the benchmarks' Debian image data is installed"
+  elif command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Debian's ${want[*]} (benchmarks/near_duplicates.py)"
+    (apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${want[@]}" >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${want[@]}" >/dev/null 2>&1; }) \
+      || echo "setup: warning: could not install ${want[*]}; benchmarks/near_duplicates.py quality needs them"
+  else
+    echo "setup: note: install ${want[*]} (apt-get install ${want[*]}) for benchmarks/near_duplicates.py"
   fi
 fi
 echo "setup: done. Try: .venv/bin/ptdm --help"

@@ -99,7 +99,7 @@ DETAIL_SIDE = 32  # the detail thumbnail is DETAIL_SIDE x DETAIL_SIDE cells of C
 
 def detail_thumb(rgb: np.ndarray) -> bytes | None:
     """A 32x32 CIE Lab thumbnail (OpenCV's 8-bit Lab), 3,072 bytes, cells row by row: what a
-    near-duplicate pair is checked on locally (:func:`ptdm_spark.imaging.hashing.detail_distance`):
+    near-duplicate pair is checked on locally (:func:`ptdm_spark.imaging.hashing.look_distances`):
     an emblem, a face's expression or a folder's colour covers a few of its cells, where the 16x16
     colour thumbnail's one global score dilutes it. None for images under 32 pixels a side (not
     searched for near duplicates; a thumbnail larger than the image says nothing more)."""

@@ -142,13 +142,17 @@ class Plan:
     augmented_ids: list[str]
     image_sha256: list[str]
     pixel_sha256: list[str]
-    phashes: list[int]  # pHash values (whole or inner) no remaining image holds
+    phashes: list[int]  # pHash values (whole or inner) no remaining image holds: their phash_pairs go
     curated_versions: list[int]  # analysed curated versions that held an erased image
     releases: list[str]  # releases whose curated rows held an erased image
     unchecked_releases: list[str]  # releases whose curated version no longer reads (an earlier erasure)
     rows: dict[str, int] = field(default_factory=dict)  # table -> rows to delete
     objects: int = 0  # source objects (raw_images rows, ingest/collect rejects)
     pixel_twins: list[str] = field(default_factory=list)  # other images with identical pixels (kept)
+    # Every pHash value the erased images held: their phash_index rows go (a value another image
+    # still holds is then searched again, which only re-finds its pairs; kept, its row could claim
+    # a search that no longer stands, e.g. a whole value now held only as someone's inner value).
+    index_phashes: list[int] = field(default_factory=list)
 
 
 def _in(col: "Column", values: Iterable[Any]) -> "Column":
@@ -180,7 +184,7 @@ def conditions(p: Plan) -> dict[str, "Column"]:
         "images": _in(img, ids),
         "duplicates": _in(img, ids) | _in(F.col("kept_id"), ids),
         "label_conflicts": _in(F.col("kept_id"), ids) | _overlaps(F.col("image_ids"), ids),
-        "phash_index": _in(F.col("phash"), p.phashes),
+        "phash_index": _in(F.col("phash"), p.index_phashes),
         "phash_pairs": _in(F.col("a"), p.phashes) | _in(F.col("b"), p.phashes),
         "splits": _in(img, ids),
         "leakage": _in(img, ids) | _in(F.col("kept_id"), ids) | _overlaps(F.col("train_ids"), ids),
@@ -296,9 +300,10 @@ def plan(spark: "SparkSession", cfg: Config, dataset: str, ids: list[str], uris:
 
     augmented_ids = sorted(set(copies_named) | ({r[0] for r in aug.filter(_in(F.col("source_id"), image_ids))
                                                   .select("image_id").collect()} if aug is not None else set()))
-    sha, pix, phashes, twins = [], [], [], []
+    sha, pix, phashes, twins, values = [], [], [], [], set()
     if images is not None and image_ids:
-        # pHash values (whole and inner) that only erased images hold leave phash_index and phash_pairs.
+        # The erased images' pHash values (whole and inner) leave phash_index; those no other image
+        # holds leave phash_pairs too.
         inner = F.col("phash_inner") if "phash_inner" in images.columns else F.lit(None).cast("long")
         mine = images.filter(_in(F.col("image_id"), image_ids)).select(
             F.sha2("image", 256).alias("sha"), "pixel_sha256", "phash", inner.alias("phash_inner")).collect()
@@ -331,7 +336,7 @@ def plan(spark: "SparkSession", cfg: Config, dataset: str, ids: list[str], uris:
             amend.append(r.name)
 
     p = Plan(dataset, image_ids, sorted(source_uris), sorted(urls), augmented_ids, sha, pix, phashes, held, amend,
-             unchecked, pixel_twins=twins)
+             unchecked, pixel_twins=twins, index_phashes=sorted(values))
     conds = conditions(p)
     for name in IMAGE_TABLES:
         if t[name] is not None:

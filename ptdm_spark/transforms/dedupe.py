@@ -59,13 +59,14 @@ def near_pairs(hashes: DataFrame, masks: Sequence[int], max_distance: int, parti
     return schemas.conform(pairs.withColumn("run_id", F.lit(run_id)), schemas.PHASH_PAIRS)
 
 
-def inner_values(nodes: DataFrame, hashes: DataFrame) -> DataFrame:
-    """(phash, is_new) of every whole and inner pHash value of ``nodes`` (phash, phash_inner), for
-    the inner search: a value is new when an image holding it has a whole pHash that ``hashes``
-    (phash, is_new) marks new (its inner value was never searched either)."""
-    return (nodes.select("phash", "phash_inner").join(hashes, "phash")
-            .select(F.explode(F.array_distinct(F.array("phash", "phash_inner"))).alias("phash"), "is_new")
-            .groupBy("phash").agg(F.max("is_new").alias("is_new")))
+def inner_values(nodes: DataFrame, index: DataFrame, inner_max: int) -> DataFrame:
+    """(phash, is_new, max_distance, inner_distance) of every whole and inner pHash value of
+    ``nodes`` (phash, phash_inner), for the inner search: a value is new unless ``index`` (phash,
+    max_distance, inner_distance) says it was searched there at ``inner_max`` bits or more."""
+    return (nodes.select(F.explode(F.array_distinct(F.array("phash", "phash_inner"))).alias("phash")).distinct()
+            .join(index, "phash", "left")
+            .select("phash", F.coalesce(F.col("inner_distance") < inner_max, F.lit(True)).alias("is_new"),
+                    "max_distance", "inner_distance"))
 
 
 def image_edges(pairs: DataFrame, eligible: DataFrame, confirm_above: int, dhash_max: int,
@@ -166,10 +167,31 @@ def group_node_columns() -> list[str]:
 def groups_in_memory(edges: DataFrame, nodes: DataFrame, member_max: int, colour_max: float,
                      detail_max: float) -> DataFrame:
     """:func:`bounded_groups` of the whole graph on the driver: (image_id, kept_id) of every image
-    with an edge. For a few million edges at most."""
+    with an edge. For a few million edges at most.
+
+    Thumbnails (3.8 KB an image) are fetched only for the images of components with more than
+    two images: in a component of two the only pair is an edge, checked already, so the group
+    bound never looks at them (at a million images most components are pairs)."""
+    import numpy as np
+    import pandas as pd
+
+    from ptdm_spark.imaging import graph
+
     e = edges.select("a", "b").toPandas()
+    codes, names = pd.factorize(pd.concat([e["a"], e["b"]], ignore_index=True))
+    node, comp = graph.components(codes[:len(e)], codes[len(e):])
+    _, inv, counts = np.unique(comp, return_inverse=True, return_counts=True)
     ids = edges.select(F.col("a").alias("image_id")).union(edges.select("b")).distinct()
-    n = nodes.join(ids, "image_id", "left_semi").toPandas()
+    thumbs = ["colour_thumb", "detail_thumb"]
+    n = nodes.join(ids, "image_id", "left_semi").drop(*thumbs).toPandas()
+    wanted = pd.DataFrame({"image_id": np.asarray(names)[node[counts[inv] > 2]]})
+    if len(wanted):
+        spark = edges.sparkSession
+        t = nodes.join(spark.createDataFrame(wanted, "image_id string"), "image_id", "left_semi") \
+            .select("image_id", *thumbs).toPandas()
+        n = n.merge(t, on="image_id", how="left")
+    else:
+        n = n.assign(**{c: None for c in thumbs})
     out = bounded_groups(e, n, member_max, colour_max, detail_max)
     return edges.sparkSession.createDataFrame(out, "image_id string, kept_id string")
 
