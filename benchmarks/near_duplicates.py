@@ -477,8 +477,6 @@ def _time_inner(spark, cfg, tmp: str, hashes: np.ndarray) -> None:
 def _time_groups(spark, cfg, tmp: str, hashes: np.ndarray, origin: np.ndarray) -> None:
     """After the search, the dedupe job's next steps on the stored pairs: image pairs checked on
     dHash and colour (``image_edges``), then bounded groups on the driver and in Spark."""
-    import pandas as pd
-
     from ptdm_spark.transforms import dedupe as t_dedupe
 
     p = cfg.dedupe.phash

@@ -50,7 +50,8 @@ def dedupe_summary(c: Mapping[str, Any], by_method: Mapping[str, int]) -> None:
     near = ""
     if "hashes" in c:
         near = (f"; pHash search: {c['hashes_new']} new of {c['hashes']} distinct hashes, "
-                f"{c.get('pairs_new', 0)} new near pair(s), {c['pairs']} in all")
+                f"{c.get('pairs_new', 0)} new near pair(s), {c.get('inner_pairs_new', 0)} new whole/inner "
+                f"(crop) pair(s); {c['pairs']} image pair(s) look alike")
     _out(f"dedupe: {c['images']} images; duplicates by method: {_reasons(by_method)}; "
          f"{c['groups']} duplicate groups (largest {c['largest_group']}); "
          f"{c['label_conflicts']} with conflicting labels (see label_conflicts){near}")

@@ -116,12 +116,13 @@ def _look_alike(colour_max: float, detail_max: float):
 
     from ptdm_spark.imaging import hashing
 
+    def col(df, c: str) -> list:
+        return [None if v is None or v is pd.NA else v for v in df[c].tolist()]
+
     def fn(batches):
         for df in batches:
-            def col(c):
-                return [None if v is None or v is pd.NA else v for v in df[c].tolist()]
-
-            ok = hashing.pairs_alike(col("t_a"), col("t_b"), col("u_a"), col("u_b"), colour_max, detail_max)
+            ok = hashing.pairs_alike(col(df, "t_a"), col(df, "t_b"), col(df, "u_a"), col(df, "u_b"), colour_max,
+                                     detail_max)
             yield pd.DataFrame({"a": df["id_a"][ok].to_numpy(), "b": df["id_b"][ok].to_numpy()})
 
     return fn

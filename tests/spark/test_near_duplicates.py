@@ -31,7 +31,8 @@ def _image(image_id: str, phash: int, *, label=None, side=64, pixel=None, flags=
                 channels=3, bit_depth=8, orientation=1, out_width=side, out_height=side,
                 pixel_sha256=pixel or f"px-{image_id}", phash=phash, dhash=dhash, colour_thumb=thumb, blur=100.0, brightness=0.5,
                 contrast=0.2, entropy=6.0, aspect_ratio=1.0, channel_spread=20.0, flags=list(flags),
-                image=b"png", encoding="png", decoder_warnings=None, faces=None, pixel_sums=None, detail_thumb=detail, phash_inner=inner, run_id="setup",
+                image=b"png", encoding="png", decoder_warnings=None, faces=None, pixel_sums=None, detail_thumb=detail,
+                phash_inner=inner, run_id="setup",
                 processed_at=now)
 
 
@@ -204,7 +205,8 @@ def test_pairs_are_checked_on_colour_and_groups_never_chain_past_the_bound(spark
         # Detail thumbnails: a brightened copy of a drawing is tied to it, the drawing with a dark
         # badge over a corner is not (its 16x16 colour thumbnail alone would let it through).
         _image("folder", 0x5A5A5A5A5A5A5A5A, side=96, **_thumbs(folder_icon())),
-        _image("brighter", _flip(0x5A5A5A5A5A5A5A5A, [7, 9]), **_thumbs(np.clip(folder_icon().astype(int) + 30, 0, 255).astype(np.uint8))),
+        _image("brighter", _flip(0x5A5A5A5A5A5A5A5A, [7, 9]),
+               **_thumbs(np.clip(folder_icon().astype(int) + 30, 0, 255).astype(np.uint8))),
         _image("badge", _flip(0x5A5A5A5A5A5A5A5A, [11, 13]), **_thumbs(folder_icon(emblem=True))),
     ])
     expected = {("x1", "x0", 8), ("x2", "x0", 16), ("x4", "x3", 8), ("logo2", "logo1", 4), ("brighter", "folder", 2)}

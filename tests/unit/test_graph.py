@@ -117,7 +117,8 @@ def test_bounded_groups_of_a_dataframe_keep_64_bit_hashes_exact():
 
     h = 0x0F0F0F0F0F0F0F0F
     nodes = pd.DataFrame({"image_id": ["x0", "x3"], "pixels": [200, 100], "phash": [h, h ^ ((1 << 24) - 1)],
-                          "phash_inner": [h, h ^ ((1 << 24) - 1)], "colour_thumb": [None, None], "detail_thumb": [None, None], "pixel_sha256": ["p0", "p3"]})
+                          "phash_inner": [h, h ^ ((1 << 24) - 1)], "colour_thumb": [None, None],
+                          "detail_thumb": [None, None], "pixel_sha256": ["p0", "p3"]})
     edges = pd.DataFrame({"a": ["x0"], "b": ["x3"]})
     got = bounded_groups(edges, nodes, 20, 0.2, 40.0)
     assert dict(zip(got["image_id"], got["kept_id"])) == {"x0": "x0", "x3": "x3"}

@@ -218,7 +218,8 @@ def test_look_distances_are_symmetric_and_zero_for_the_same_image():
 
     from ptdm_spark.imaging import quality
 
-    imgs = [skimage.data.astronaut(), skimage.data.coffee(), folder_icon(), folder_icon(emblem=True), _copies(folder_icon())["crop4%"]]
+    imgs = [skimage.data.astronaut(), skimage.data.coffee(), folder_icon(), folder_icon(emblem=True),
+            _copies(folder_icon())["crop4%"]]
     t = [quality.detail_thumb(i) for i in imgs]
     a, b = zip(*[(x, y) for x in t for y in t])
     colour, detail = hashing.look_distances(list(a), list(b))
