@@ -228,9 +228,9 @@ def _near_duplicate_graph(spark: "SparkSession", d: DedupeConfig, run: Run, node
     phash_inner, dhash, colour_thumb, detail_thumb, pixel_sha256) against all (banded keys; then
     whole and inner values within ``inner_max_distance``: cropped copies), store the near pairs of
     pHash values, verify the image pairs they stand for (``t_dedupe.image_edges``: dHash, and
-    whether they look alike: colour and detail), and group the images so that every member is near its group's kept image
-    (``t_dedupe.bounded_groups``): (image_id, kept_id) of the images with a verified pair; None
-    without any."""
+    whether they look alike: colour and detail), and group the images so that every member is
+    near its group's kept image (``t_dedupe.bounded_groups``): (image_id, kept_id) of the images
+    with a verified pair; None without any."""
     from pyspark.sql import functions as F
 
     from ptdm_spark.imaging import hashing
