@@ -109,6 +109,18 @@ def image_edges(pairs: DataFrame, eligible: DataFrame, confirm_above: int, dhash
     return cand.mapInPandas(_look_alike(colour_max, detail_max), "a string, b string")
 
 
+def _binaries(series):
+    """A pandas column of thumbnails -> an object array of bytes, None where missing (None, NA,
+    or the NaN a left merge leaves)."""
+    import numpy as np
+    import pandas as pd
+
+    out = np.empty(len(series), object)
+    out[:] = [None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else bytes(v)
+              for v in series]
+    return out
+
+
 def _look_alike(colour_max: float, detail_max: float):
     """mapInPandas: (id_a, id_b, t_a, t_b, u_a, u_b) -> the (a, b) that look alike
     (``hashing.pairs_alike``)."""
@@ -116,13 +128,9 @@ def _look_alike(colour_max: float, detail_max: float):
 
     from ptdm_spark.imaging import hashing
 
-    def col(df, c: str) -> list:
-        return [None if v is None or v is pd.NA else v for v in df[c].tolist()]
-
     def fn(batches):
         for df in batches:
-            ok = hashing.pairs_alike(col(df, "t_a"), col(df, "t_b"), col(df, "u_a"), col(df, "u_b"), colour_max,
-                                     detail_max)
+            ok = hashing.pairs_alike(*(_binaries(df[c]) for c in ("t_a", "t_b", "u_a", "u_b")), colour_max, detail_max)
             yield pd.DataFrame({"a": df["id_a"][ok].to_numpy(), "b": df["id_b"][ok].to_numpy()})
 
     return fn
@@ -147,14 +155,9 @@ def bounded_groups(edges, nodes, member_max: int, colour_max: float, detail_max:
     nodes = nodes.sort_values(["pixels", "image_id"], ascending=[False, True]).reset_index(drop=True)
     index = pd.Index(nodes["image_id"])
 
-    def present(c: str) -> np.ndarray:
-        out = np.empty(len(nodes), object)
-        out[:] = [None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else bytes(v)
-                  for v in nodes[c]]
-        return out
-
     a, b = index.get_indexer(edges["a"]), index.get_indexer(edges["b"])
-    near = hashing.near_kept(nodes["phash"].to_numpy(np.int64), present("colour_thumb"), present("detail_thumb"),
+    near = hashing.near_kept(nodes["phash"].to_numpy(np.int64), _binaries(nodes["colour_thumb"]),
+                             _binaries(nodes["detail_thumb"]),
                              nodes["pixel_sha256"].to_numpy(), member_max, colour_max, detail_max, checked=(a, b),
                              inner=nodes["phash_inner"].to_numpy(np.int64))
     kept = graph.bounded_groups(len(nodes), a, b, np.arange(len(nodes)), near)
