@@ -180,6 +180,8 @@ def _features(images) -> dict[str, np.ndarray]:
     f["details"] = np.array([r["detail_thumb"] for r in recs] + [None], object)[:-1]
     f["low_information"] = f["entropy"] < q.entropy_min
     f["near_constant"] = f["contrast"] < q.near_constant_max
+    sums = np.array([r["pixel_sums"] for r in recs], np.float64)
+    f["rgb"] = np.round(sums[:, 1:4] / sums[:, :1] * 255)  # mean colour in levels, as flat_colours
     return f
 
 
@@ -251,7 +253,12 @@ def _rule(f: dict, rule: str):
     def near_kept(k, m):  # not eligible: joins by identical pixels only
         return bound(k, m) & (eligible[m] | (f["pixel"][m] == f["pixel"][k]))
 
-    return graph.bounded_groups(n, a, b, order, near_kept), len(a)
+    kept = graph.bounded_groups(n, a, b, order, near_kept)
+    if rule == "new" and "flat" in load_config().dedupe.methods:  # flat images: by mean colour
+        flat = np.flatnonzero(f["near_constant"] & ~eligible)
+        flat = flat[np.argsort(order[flat], kind="stable")]
+        kept[flat] = flat[graph.centre_groups(f["rgb"][flat] / 255.0, load_config().dedupe.flat.max_distance)]
+    return kept, len(a)
 
 
 def quality(cache: Path, icons: int, sheet: Path | None, rules=("old", "colour", "new")) -> None:

@@ -263,15 +263,28 @@ class PhashConfig:
 
 
 @dataclass(frozen=True)
+class FlatConfig:
+    max_distance: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.max_distance <= 1.0:
+            raise ConfigError("dedupe.flat.max_distance: must be between 0 and 1")
+
+
+DEDUPE_METHODS = ("pixel", "phash", "flat")
+
+
+@dataclass(frozen=True)
 class DedupeConfig:
     methods: tuple[str, ...]
     phash: PhashConfig
+    flat: FlatConfig
     driver_components_max_edges: int
 
     def __post_init__(self) -> None:
-        bad = [m for m in self.methods if m not in ("pixel", "phash")]
+        bad = [m for m in self.methods if m not in DEDUPE_METHODS]
         if bad:
-            raise ConfigError(f"dedupe.methods: unknown method {bad[0]!r} (available: pixel, phash)")
+            raise ConfigError(f"dedupe.methods: unknown method {bad[0]!r} (available: {', '.join(DEDUPE_METHODS)})")
         if self.driver_components_max_edges < 0:
             raise ConfigError("dedupe.driver_components_max_edges: must be 0 or more")
 

@@ -188,8 +188,9 @@ IMAGES = _s(
 )
 
 # One row per image that is not the kept image of its duplicate component. kept_id names the
-# component. method: pixel (same normalized pixels as the kept image) | phash (near duplicate);
-# distance: Hamming distance of its pHash to the kept image's (0 for pixel).
+# component. method: pixel (same normalized pixels as the kept image) | phash (near duplicate) |
+# flat (a flat image of nearly the kept one's colour); distance: the fewest pHash bits to the kept
+# image's (whole or inner; 0 for pixel), for flat the largest mean-colour difference in levels.
 DUPLICATES = _s(
     ("image_id", StringType(), False),
     ("kept_id", StringType(), False),

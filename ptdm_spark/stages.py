@@ -202,9 +202,13 @@ def dedupe(spark: "SparkSession", d: DedupeConfig, run: Run) -> dict[str, Any]:
             "image_id", (F.col("width").cast("long") * F.col("height")).alias("pixels"), "phash", "phash_inner",
             "dhash", "colour_thumb", "detail_thumb", "pixel_sha256")
         groups = _near_duplicate_graph(spark, d, run, nodes, clock)
+    flat = None
+    if "flat" in d.methods and "pixel_sums" in images.columns:
+        flat = t_dedupe.flat_groups(t_dedupe.flat_colours(images, eligible), d.flat.max_distance,
+                                    d.driver_components_max_edges)
     cols = ("image_id", "width", "height", "pixel_sha256", "phash", "phash_inner", "label", "labels", "flags")
-    members = _stage(spark, t_dedupe.members(images.select(*cols), groups, eligible, "pixel" in d.methods)
-                     .select(*cols, "comp"), run, "members")
+    members = _stage(spark, t_dedupe.members(images.select(*cols), groups, eligible, "pixel" in d.methods, flat)
+                     .select(*cols, "flat_rgb", "comp"), run, "members")
     dups = _stage(spark, t_dedupe.duplicates(members, run.run_id), run, "duplicates")
     clock.lap("grouped the images into components")
     # Both derived wholly from this run's components: replaced, not merged.

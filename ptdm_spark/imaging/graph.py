@@ -89,3 +89,23 @@ def bounded_groups(n: int, a: np.ndarray, b: np.ndarray, rank: np.ndarray,
                 kept[v] = k
                 left[where[v]] = False
     return kept
+
+
+def centre_groups(points: np.ndarray, radius: float) -> np.ndarray:
+    """Groups of ``points`` (n x d, in order of preference) no wider than ``radius``: the first
+    point not yet grouped becomes a centre and takes every ungrouped point within ``radius`` of
+    it in every coordinate (Chebyshev distance); repeat. Returns (n,) each point's centre index.
+
+    Centres are more than ``radius`` apart, so in a bounded space (colours: 0..1 per channel)
+    there are at most ``(1 / radius + 1) ** d`` of them, and the work is that times n.
+    """
+    points = np.asarray(points, np.float64)
+    centre = np.full(len(points), -1, np.int64)
+    free = np.arange(len(points))
+    while len(free):
+        k = free[0]
+        near = np.abs(points[free] - points[k]).max(axis=1) <= radius
+        near[0] = True
+        centre[free[near]] = k
+        free = free[~near]
+    return centre

@@ -1,7 +1,8 @@
 """Duplicates, found and recorded (phase one); ``curate`` removes them (phase two).
 
 Images are grouped into *components*: images with identical normalized pixels, plus (method
-``phash``) images whose pHashes are linked by a chain of near-duplicate pairs. The pairs come
+``phash``) images whose pHashes are linked by checked near-duplicate pairs, and (method ``flat``)
+flat images of nearly the same colour. The pairs come
 from banded hash keys (see :mod:`ptdm_spark.imaging.hashing`), never from all pairs; the
 components are computed on the driver when the pairs fit there (:func:`components_in_memory`),
 else in Spark (large-star / small-star rounds, :func:`components`).
@@ -283,15 +284,64 @@ def _small_star(e: DataFrame) -> DataFrame:
     return _undirected(rewired.unionByName(low.select(F.col("u").alias("a"), F.col("m").alias("b"))))
 
 
-def members(images: DataFrame, groups: DataFrame | None, eligible: Column | None, pixel: bool) -> DataFrame:
-    """Every image with its component key.
+def flat_colours(images: DataFrame, searched: Column | None) -> DataFrame:
+    """(image_id, pixels, flat_rgb) of the flat images: flag near_constant, their channel sums
+    stored (``pixel_sums``), and not taking part in the pHash search (``searched``: its
+    eligibility, None when it is off); flat_rgb = the mean colour as [R, G, B] levels 0..255."""
+    n = F.col("pixel_sums")[0]
+    flat = any_flag(["near_constant"]) & F.col("pixel_sums").isNotNull() & (n > 0)
+    if searched is not None:
+        flat &= ~F.coalesce(searched, F.lit(False))
+    level = [F.round(F.col("pixel_sums")[i] / n * 255).cast("int") for i in (1, 2, 3)]
+    return images.filter(flat).select("image_id", (F.col("width").cast("long") * F.col("height")).alias("pixels"),
+                                      F.array(*level).alias("flat_rgb"))
+
+
+def flat_groups(flat: DataFrame, max_distance: float, driver_max: int) -> DataFrame | None:
+    """(image_id, kept_id, flat_rgb) of the ``flat_colours`` rows (None without any): each joins the group of the first flat
+    image (largest resolution, then smallest id) within ``max_distance`` (0..1) of it in every
+    channel (:func:`ptdm_spark.imaging.graph.centre_groups` over the distinct colours, on the
+    driver). Over ``driver_max`` distinct colours, cells of ``max_distance`` a side in Spark
+    instead (members still within ``max_distance`` of their kept image)."""
+    import numpy as np
+    import pandas as pd
+
+    from ptdm_spark.imaging import graph
+
+    top = F.min(F.struct((-F.col("pixels")).alias("p"), F.col("image_id").alias("id")))
+    colours = flat.groupBy("flat_rgb").agg(top.alias("top")).limit(driver_max + 1).collect()
+    if len(colours) > driver_max:
+        side = max(1, int(max_distance * 255))
+        cell = F.transform("flat_rgb", lambda v: F.floor(v / side))
+        w = Window.partitionBy(cell).orderBy(F.desc("pixels"), F.asc("image_id"))
+        return flat.select("image_id", F.first("image_id").over(w).alias("kept_id"), "flat_rgb")
+    if not colours:
+        return None
+    colours.sort(key=lambda r: (r["top"]["p"], r["top"]["id"]))
+    rgb = np.array([r["flat_rgb"] for r in colours], np.float64).reshape(-1, 3)
+    centre = graph.centre_groups(rgb / 255.0, max_distance)
+    kept = pd.DataFrame({"flat_rgb": [list(map(int, v)) for v in rgb],
+                         "kept_id": [colours[c]["top"]["id"] for c in centre]})
+    kept = flat.sparkSession.createDataFrame(kept, "flat_rgb array<int>, kept_id string")
+    return flat.join(F.broadcast(kept), "flat_rgb").select("image_id", "kept_id", "flat_rgb")
+
+
+def members(images: DataFrame, groups: DataFrame | None, eligible: Column | None, pixel: bool,
+            flat: DataFrame | None = None) -> DataFrame:
+    """Every image with its component key (``comp``) and, for flat images, ``flat_rgb``.
 
     Images eligible for near-duplicate matching belong to the group of their kept image
-    (``groups``: image_id, kept_id; an image without a verified pair is its own group). The
-    others are grouped by identical pixels (or stand alone when the pixel method is off).
+    (``groups``: image_id, kept_id; an image without a verified pair is its own group); flat
+    images to the group of theirs (``flat``: image_id, kept_id, flat_rgb). The others are grouped
+    by identical pixels (or stand alone when the pixel method is off).
     """
     alone = F.concat(F.lit("x:"), F.col("pixel_sha256")) if pixel else F.concat(F.lit("i:"), F.col("image_id"))
     df = images
+    if flat is not None:
+        df = df.join(flat.select("image_id", F.col("kept_id").alias("_flat"), "flat_rgb"), "image_id", "left")
+        alone = F.when(F.col("_flat").isNotNull(), F.concat(F.lit("f:"), F.col("_flat"))).otherwise(alone)
+    else:
+        df = df.withColumn("flat_rgb", F.lit(None).cast("array<int>"))
     if eligible is None:
         comp = alone
     else:
@@ -305,9 +355,11 @@ def members(images: DataFrame, groups: DataFrame | None, eligible: Column | None
 
 
 def duplicates(members: DataFrame, run_id: str) -> DataFrame:
-    """Every member but the kept one -> a ``duplicates`` row (method pixel or phash, distance to
-    kept: the fewest bits between a pHash of the member and a pHash of the kept image, whole or
-    inner). ``members`` needs phash_inner (the whole pHash where an image has none)."""
+    """Every member but the kept one -> a ``duplicates`` row (method pixel, phash or flat;
+    distance to kept: for phash and pixel the fewest bits between a pHash of the member and a
+    pHash of the kept image, whole or inner; for flat the largest difference of their mean
+    colours in any channel, in levels 0..255). ``members`` needs phash_inner (the whole pHash
+    where an image has none) and flat_rgb."""
     w = Window.partitionBy("comp").orderBy(F.desc("pixels"), F.asc("image_id"))
     ranked = (
         members.withColumn("pixels", F.col("width").cast("long") * F.col("height"))
@@ -315,16 +367,19 @@ def duplicates(members: DataFrame, run_id: str) -> DataFrame:
         .withColumn("kept_pixel", F.first("pixel_sha256").over(w))
         .withColumn("kept_phash", F.first("phash").over(w))
         .withColumn("kept_inner", F.first("phash_inner").over(w))
+        .withColumn("kept_rgb", F.first("flat_rgb").over(w))
     )
 
     def bits(x: str, y: str) -> Column:
         return F.bit_count(F.col(x).bitwiseXOR(F.col(y)))
 
     same_pixels = F.col("pixel_sha256") == F.col("kept_pixel")
+    flat = F.col("comp").startswith("f:")
+    levels = F.array_max(F.zip_with("flat_rgb", "kept_rgb", lambda x, y: F.abs(x - y)))
     out = (
         ranked.filter(F.col("image_id") != F.col("kept_id"))
-        .withColumn("method", F.when(same_pixels, F.lit("pixel")).otherwise(F.lit("phash")))
-        .withColumn("distance", F.when(same_pixels, F.lit(0))
+        .withColumn("method", F.when(same_pixels, F.lit("pixel")).when(flat, F.lit("flat")).otherwise(F.lit("phash")))
+        .withColumn("distance", F.when(same_pixels, F.lit(0)).when(flat, levels)
                     .otherwise(F.least(bits("phash", "kept_phash"), bits("phash", "kept_inner"),
                                        bits("phash_inner", "kept_phash"), bits("phash_inner", "kept_inner"))))
         .withColumn("run_id", F.lit(run_id))

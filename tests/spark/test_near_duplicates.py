@@ -156,9 +156,9 @@ def _thumbs(rgb: np.ndarray) -> dict:
 
 
 def test_meaningless_hashes_are_matched_by_pixels_only(spark, cfg):
-    """Images under min_side and near_constant images match by identical pixels only: flat pink
-    and flat dark red share their pHash (every flat colour's) and would pass the tone-matched
-    look check, but are not duplicates."""
+    """Images under min_side and near_constant images stay out of the pHash search: flat pink and
+    flat dark red share their pHash (every flat colour's) and would pass the tone-matched look
+    check, but are not duplicates (without channel sums they match by identical pixels only)."""
     ds = "near_meaningless"
     h = 0x123456789ABCDEF
     flat = -(1 << 63)  # 0x8000000000000000: the pHash of every flat colour
@@ -173,6 +173,43 @@ def test_meaningless_hashes_are_matched_by_pixels_only(spark, cfg):
     _stage(spark, cfg, ds, "dedupe")
     dups = {(r.image_id, r.kept_id, r.method) for r in _table(spark, cfg, ds, "duplicates").collect()}
     assert dups == {("same2", "same1", "pixel"), ("ok2", "ok1", "phash")}
+
+
+def _flat(image_id: str, rgb, side: int = 256, **kw) -> dict:
+    """A flat image of colour ``rgb`` (levels), as process stores it: flag near_constant, the
+    pHash of every flat colour, its channel sums."""
+    from ptdm_spark.imaging import summary
+
+    px = np.full((side, side, 3), rgb, np.uint8)
+    return _image(image_id, -(1 << 63), side=side, flags=["near_constant"], pixel=f"px-{tuple(rgb)}-{side}",
+                  **_thumbs(px), **kw) | {"pixel_sums": summary.sums_list(summary.array_sums(px))}
+
+
+def test_flat_images_of_nearly_one_colour_are_duplicates(spark, cfg):
+    """A flat colour, its brightened (+30 levels), darkened and smaller copies, at any size, are
+    one group kept by the largest (then smallest id); flat pink and dark red are not; groups are
+    bounded by the kept image's colour (a grey 80 levels from the kept one is not pulled in by
+    the grey between them); a flat row without channel sums (processed before they existed)
+    matches by identical pixels only."""
+    ds = "near_flat"
+    base = (38, 31, 48)
+    _add_images(spark, cfg, ds, [
+        _flat("a_base", base), _flat("b_brighter", (68, 61, 78)), _flat("c_darker", (23, 18, 33)),
+        _flat("d_half", base, side=128), _flat("e_tiny", base, side=20),
+        _flat("pink", (250, 150, 150)), _flat("red", (120, 10, 10), side=64),
+        _flat("grey1", (100, 100, 100)), _flat("grey2", (140, 140, 140), side=128),
+        _flat("grey3", (180, 180, 180), side=64),
+        _flat("old", base, side=300) | {"pixel_sums": None},
+    ])
+    _stage(spark, cfg, ds, "dedupe")
+    dups = {(r.image_id, r.kept_id, r.method, r.distance) for r in _table(spark, cfg, ds, "duplicates").collect()}
+    assert dups == {("b_brighter", "a_base", "flat", 30), ("c_darker", "a_base", "flat", 15),
+                    ("d_half", "a_base", "flat", 0), ("e_tiny", "a_base", "flat", 0),
+                    ("grey2", "grey1", "flat", 40)}
+    # Without the flat method, only identical pixels: none here.
+    off = dataclasses.replace(cfg, dedupe=dataclasses.replace(cfg.dedupe, methods=("pixel", "phash")))
+    _stage(spark, off, ds, "dedupe")
+    assert _table(spark, cfg, ds, "duplicates").count() == 0
 
 
 def _thumb(rgb_colour) -> bytes:

@@ -124,3 +124,29 @@ def test_bounded_groups_of_a_dataframe_keep_64_bit_hashes_exact():
     assert dict(zip(got["image_id"], got["kept_id"])) == {"x0": "x0", "x3": "x3"}
     with pytest.raises(TypeError):
         bounded_groups(edges, nodes.astype({"phash": "float64"}), 20, 0.2, 40.0)
+
+
+def test_centre_groups_take_the_first_free_point_and_never_chain():
+    """Grey levels 0, 0.15, 0.3, 0.45 (in that order of preference), radius 0.2: 0 takes 0.15,
+    0.3 is 0.3 from it and starts its own group with 0.45, although 0.15 and 0.3 are near."""
+    pts = np.array([[0.0], [0.15], [0.3], [0.45]])
+    assert graph.centre_groups(pts, 0.2).tolist() == [0, 0, 2, 2]
+    assert graph.centre_groups(pts[::-1], 0.2).tolist() == [0, 0, 2, 2]  # from 0.45 down
+    assert graph.centre_groups(np.empty((0, 3)), 0.2).tolist() == []
+
+
+def test_centre_groups_equal_the_slow_way_on_random_colours():
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        n = int(rng.integers(1, 200))
+        pts = rng.uniform(0, 1, (n, 3))
+        radius = float(rng.uniform(0.05, 0.5))
+        want = [-1] * n
+        for i in range(n):  # in order: a free point becomes a centre and takes the free points near it
+            if want[i] < 0:
+                for j in range(n):
+                    if want[j] < 0 and max(abs(pts[j] - pts[i])) <= radius:
+                        want[j] = i
+        got = graph.centre_groups(pts, radius)
+        assert got.tolist() == want
+        assert (np.abs(pts - pts[got]).max(axis=1) <= radius).all()
