@@ -195,11 +195,16 @@ def _rule(f: dict, rule: str):
     cfg = load_config().dedupe.phash
     n = len(f["phash"])
     skip = ("near_constant", "low_information") if rule == "old" else cfg.skip_flags
-    eligible = np.minimum(f["width"], f["height"]) >= cfg.min_side
+    side = np.minimum(f["width"], f["height"])
+    eligible = side >= cfg.min_side
+    # Small images (small_min_side .. min_side) pair with eligible ones only (new rule).
+    small = (side < cfg.min_side) & (side >= cfg.small_min_side) if rule == "new" else np.zeros(len(side), bool)
     for flag in skip:
         eligible &= ~f[flag]
+        small &= ~f[flag]
     u = f["phash"].astype(np.int64).view(np.uint64)
-    v = f["phash_inner"].astype(np.int64).view(np.uint64)
+    inner_values = np.where(small, f["phash"], f["phash_inner"])  # a small image's inner pHash is its whole one
+    v = inner_values.astype(np.int64).view(np.uint64)
     du = f["dhash"].astype(np.int64).view(np.uint64)
     inner = rule == "new" and cfg.inner_search
     ia, ib = [], []
@@ -212,7 +217,7 @@ def _rule(f: dict, rule: str):
                                           np.bitwise_count(v[s:s + 512, None] ^ u[None, :])),
                                np.bitwise_count(v[s:s + 512, None] ^ v[None, :]))
             ok |= cross <= cfg.inner_max_distance
-        ok &= eligible[s:s + 512, None] & eligible[None, :]
+        ok &= (eligible[s:s + 512, None] & (eligible | small)[None, :]) | (small[s:s + 512, None] & eligible[None, :])
         i, j = np.nonzero(ok)
         keep = s + i < j
         ia.append(s + i[keep])
@@ -248,10 +253,10 @@ def _rule(f: dict, rule: str):
 
     bound = hashing.near_kept(f["phash"], f["thumbs"], details, f["pixel"], cfg.member_max_distance,
                               cfg.colour_max_distance, cfg.detail_max_distance, checked=(a, b),
-                              inner=f["phash_inner"] if inner else None)
+                              inner=inner_values if inner else None)
 
-    def near_kept(k, m):  # not eligible: joins by identical pixels only
-        return bound(k, m) & (eligible[m] | (f["pixel"][m] == f["pixel"][k]))
+    def near_kept(k, m):  # neither eligible nor small: joins by identical pixels only
+        return bound(k, m) & (eligible[m] | small[m] | (f["pixel"][m] == f["pixel"][k]))
 
     kept = graph.bounded_groups(n, a, b, order, near_kept)
     if rule == "new" and "flat" in load_config().dedupe.methods:  # flat images: by mean colour

@@ -232,8 +232,11 @@ class PhashConfig:
     inner_search: bool = True
     inner_max_distance: int = 4
     inner_blocks: int = 6
+    small_min_side: int = 8
 
     def __post_init__(self) -> None:
+        if not 1 <= self.small_min_side <= self.min_side:
+            raise ConfigError(f"dedupe.phash.small_min_side: must be between 1 and min_side ({self.min_side})")
         if not 0.0 <= self.colour_max_distance <= 2.0:
             raise ConfigError("dedupe.phash.colour_max_distance: must be between 0 and 2")
         if not 0.0 <= self.detail_max_distance <= 1000.0:

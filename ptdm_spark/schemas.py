@@ -219,6 +219,9 @@ PHASH_INDEX = _s(
     # The radius of the inner search (dedupe.phash.inner_max_distance) this value took part in;
     # NULL: not yet (tables written before the inner search, or with it off).
     ("inner_distance", IntegerType(), True),
+    # The radius at which the small images holding this value (dedupe.phash.small_min_side up to
+    # min_side) were searched against the eligible images' values; NULL: not yet.
+    ("small_distance", IntegerType(), True),
 )
 
 # Verified near-duplicate edges between distinct pHash values (a < b), the graph of components.

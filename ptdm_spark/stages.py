@@ -198,9 +198,12 @@ def dedupe(spark: "SparkSession", d: DedupeConfig, run: Run) -> dict[str, Any]:
     eligible, groups = None, None
     if "phash" in d.methods:
         eligible = t_dedupe.phash_eligible(d.phash.min_side, d.phash.skip_flags)
-        nodes = images.filter(eligible).select(
-            "image_id", (F.col("width").cast("long") * F.col("height")).alias("pixels"), "phash", "phash_inner",
-            "dhash", "colour_thumb", "detail_thumb", "pixel_sha256")
+        small = t_dedupe.phash_small(d.phash.min_side, d.phash.small_min_side, d.phash.skip_flags)
+        # Small images (a shrunk logo) take part with their whole pHash, against eligible images only.
+        nodes = images.filter(eligible | small).select(
+            "image_id", (F.col("width").cast("long") * F.col("height")).alias("pixels"), "phash",
+            F.when(eligible, F.col("phash_inner")).otherwise(F.col("phash")).alias("phash_inner"),
+            "dhash", "colour_thumb", "detail_thumb", "pixel_sha256", (~eligible).alias("small"))
         groups = _near_duplicate_graph(spark, d, run, nodes, clock)
     flat = None
     if "flat" in d.methods and "pixel_sums" in images.columns:
@@ -228,67 +231,94 @@ def dedupe(spark: "SparkSession", d: DedupeConfig, run: Run) -> dict[str, Any]:
 
 def _near_duplicate_graph(spark: "SparkSession", d: DedupeConfig, run: Run, nodes: "DataFrame",
                           clock: Clock) -> "DataFrame | None":
-    """Search the new pHashes of the eligible images ``nodes`` (image_id, pixels, phash,
-    phash_inner, dhash, colour_thumb, detail_thumb, pixel_sha256) against all (banded keys; then
-    whole and inner values within ``inner_max_distance``: cropped copies), store the near pairs of
-    pHash values, verify the image pairs they stand for (``t_dedupe.image_edges``: dHash, and
-    whether they look alike: colour and detail), and group the images so that every member is
-    near its group's kept image (``t_dedupe.bounded_groups``): (image_id, kept_id) of the images
-    with a verified pair; None without any."""
+    """Search the new pHashes of the images ``nodes`` (image_id, pixels, phash, phash_inner,
+    dhash, colour_thumb, detail_thumb, pixel_sha256, small) against all (banded keys; then whole
+    and inner values within ``inner_max_distance``: cropped copies; then small images' values
+    against the others': shrunk copies), store the near pairs of pHash values, verify the image
+    pairs they stand for (``t_dedupe.image_edges``: dHash, and whether they look alike: colour
+    and detail; never two small images), and group the images so that every member is near its
+    group's kept image (``t_dedupe.bounded_groups``): (image_id, kept_id) of the images with a
+    verified pair; None without any."""
     from pyspark.sql import functions as F
 
     from ptdm_spark.imaging import hashing
 
     p = d.phash
     index = _read(spark, run, "phash_index", schemas.PHASH_INDEX)
-    if "inner_distance" not in index.columns:  # an index written before the inner search existed
-        index = index.withColumn("inner_distance", F.lit(None).cast("int"))
-    index = index.select("phash", "max_distance", "inner_distance")
-    hashes = _stage(spark, nodes.select("phash").distinct().join(index, "phash", "left")
-                    .select("phash", "max_distance", "inner_distance",
-                            F.coalesce(F.col("max_distance") < p.max_distance, F.lit(True)).alias("is_new")),
-                    run, "hashes")
-    n = {bool(r[0]): int(r[1]) for r in hashes.groupBy("is_new").count().collect()}
-    new, old = n.get(True, 0), n.get(False, 0)
+    for c in ("inner_distance", "small_distance"):  # an index written before these searches existed
+        if c not in index.columns:
+            index = index.withColumn(c, F.lit(None).cast("int"))
+    index = index.select("phash", "max_distance", "inner_distance", "small_distance")
+    # Every value once, with its roles: w, an eligible image's whole pHash (the main search); e,
+    # an eligible image's whole or inner pHash (the inner search, and the small images' targets);
+    # s, a small image's pHash. Then what each search has not seen yet, from the index.
+    roles = nodes.select(F.explode(F.array(
+        F.struct(F.col("phash").alias("phash"), (~F.col("small")).alias("w"), (~F.col("small")).alias("e"),
+                 F.col("small").alias("s")),
+        F.struct(F.col("phash_inner").alias("phash"), F.lit(False).alias("w"), (~F.col("small")).alias("e"),
+                 F.lit(False).alias("s")))).alias("r")).select("r.*")
+    values = roles.groupBy("phash").agg(*(F.max(c).alias(c) for c in ("w", "e", "s"))).join(index, "phash", "left")
+    main_new = F.col("w") & F.coalesce(F.col("max_distance") < p.max_distance, F.lit(True))
+    inner_new = (F.col("e") & F.coalesce(F.col("inner_distance") < p.inner_max_distance, F.lit(True))
+                 if p.inner_search else F.lit(False))
+    values = _stage(spark, values.select(
+        "*", main_new.alias("main_new"), inner_new.alias("inner_new"),
+        (F.col("s") & F.coalesce(F.col("small_distance") < p.max_distance, F.lit(True))).alias("small_new")),
+        run, "hashes")
+    n = values.agg(*(F.sum(F.col(c).cast("long")).alias(c)
+                     for c in ("w", "e", "s", "main_new", "inner_new", "small_new"))).first()
+    n = {k: int(v or 0) for k, v in n.asDict().items()}
+    new, old, inner_new = n["main_new"], n["w"] - n["main_new"], n["inner_new"]
     log(f"[dedupe] {new} new pHash value(s) to search against {new + old}")
+
+    def search(name: str, rows, radius: int, blocks: int, total: int, all_new: bool, cross: bool = False):
+        masks = hashing.band_masks(radius, blocks)
+        parts = max(2 * spark.sparkContext.defaultParallelism, math.ceil(total * len(masks) / 2_000_000))
+        found = _stage(spark, t_dedupe.near_pairs(rows, masks, radius, parts, run.run_id, all_new=all_new,
+                                                  cross=cross), run, name)
+        return delta.rows_inserted(_write(spark, run, "phash_pairs", found, ("a", "b"))), len(masks), parts
+
     if new:
-        masks = hashing.band_masks(p.max_distance, p.blocks)
-        parts = max(2 * spark.sparkContext.defaultParallelism, math.ceil((new + old) * len(masks) / 2_000_000))
-        found = _stage(spark, t_dedupe.near_pairs(hashes, masks, p.max_distance, parts, run.run_id, all_new=not old),
-                       run, "pairs")
-        run.counts["pairs_new"] = delta.rows_inserted(_write(spark, run, "phash_pairs", found, ("a", "b")))
-        clock.lap(f"searched {new} new hash(es): {len(masks)} band keys each, {parts} tasks")
-    # The index row of a value: max_distance, the radius it was searched at as a whole pHash (-1:
-    # only as an inner value so far); inner_distance, the radius of the inner search it took part in.
-    whole_new = F.coalesce(F.col("whole_new"), F.lit(False))
-    inner_new = 0
-    if p.inner_search:
+        run.counts["pairs_new"], keys, parts = search(
+            "pairs", values.filter("w").select("phash", F.col("main_new").alias("is_new")), p.max_distance, p.blocks,
+            n["w"], all_new=not old)
+        clock.lap(f"searched {new} new hash(es): {keys} band keys each, {parts} tasks")
+    if inner_new:
         # Whole and inner values not yet in an inner search, against all of them (cropped copies).
-        values = _stage(spark, t_dedupe.inner_values(nodes, index, p.inner_max_distance), run, "inner_values")
-        m = {bool(r[0]): int(r[1]) for r in values.groupBy("is_new").count().collect()}
-        inner_new = m.get(True, 0)
-        if inner_new:
-            masks = hashing.band_masks(p.inner_max_distance, p.inner_blocks)
-            parts = max(2 * spark.sparkContext.defaultParallelism,
-                        math.ceil(sum(m.values()) * len(masks) / 2_000_000))
-            found = _stage(spark, t_dedupe.near_pairs(values, masks, p.inner_max_distance, parts, run.run_id,
-                                                      all_new=not m.get(False, 0)), run, "inner_pairs")
-            run.counts["inner_pairs_new"] = delta.rows_inserted(_write(spark, run, "phash_pairs", found, ("a", "b")))
-            clock.lap(f"searched {inner_new} new whole and inner pHash value(s) against {sum(m.values())} "
-                      f"within {p.inner_max_distance} bits (cropped copies), {len(masks)} band keys each")
-        rows = values.join(hashes.select("phash", F.col("is_new").alias("whole_new")), "phash", "left").select(
-            "phash", F.when(whole_new, F.lit(p.max_distance))
+        run.counts["inner_pairs_new"], keys, _ = search(
+            "inner_pairs", values.filter("e").select("phash", F.col("inner_new").alias("is_new")), p.inner_max_distance,
+            p.inner_blocks, n["e"], all_new=inner_new == n["e"])
+        clock.lap(f"searched {inner_new} new whole and inner pHash value(s) against {n['e']} "
+                  f"within {p.inner_max_distance} bits (cropped copies), {keys} band keys each")
+    # Small images' values against the eligible images' (new on either side), never each other.
+    target_new = F.col("main_new") | F.col("inner_new")
+    small_new = n["small_new"]
+    if n["s"] and n["e"] and (small_new or new or inner_new):
+        rows = (values.filter("s").select("phash", F.col("small_new").alias("is_new"), F.lit(True).alias("small"))
+                .unionByName(values.filter("e").select("phash", target_new.alias("is_new"),
+                                                       F.lit(False).alias("small"))))
+        run.counts["small_pairs_new"], keys, _ = search("small_pairs", rows, p.max_distance, p.blocks, n["s"] + n["e"],
+                                                        all_new=False, cross=True)
+        clock.lap(f"searched {n['s']} small image pHash value(s) ({small_new} new) against {n['e']} "
+                  f"within {p.max_distance} bits (shrunk copies), {keys} band keys each")
+    # The index row of a value: max_distance, the radius it was searched at as a whole pHash (-1:
+    # only as an inner or small value so far); inner_distance, the radius of the inner search it
+    # took part in; small_distance, the radius its small images were searched at.
+    touched = F.col("main_new") | F.col("inner_new") | F.col("small_new")
+    if new or inner_new or small_new:
+        rows = values.filter(touched).select(
+            "phash",
+            F.when(F.col("main_new"), F.lit(p.max_distance))
             .otherwise(F.coalesce(F.col("max_distance"), F.lit(-1))).alias("max_distance"),
-            F.when(F.col("is_new"), F.lit(p.inner_max_distance)).otherwise(F.col("inner_distance"))
-            .alias("inner_distance"), whole_new.alias("whole_new"), F.col("is_new").alias("inner_new"))
-        searched = rows.filter(F.col("whole_new") | F.col("inner_new"))
-    else:
-        searched = hashes.filter("is_new").withColumn("max_distance", F.lit(p.max_distance))
-    if new or inner_new:
+            F.when(F.col("inner_new"), F.lit(p.inner_max_distance)).otherwise(F.col("inner_distance"))
+            .alias("inner_distance"),
+            F.when(F.col("small_new"), F.lit(p.max_distance)).otherwise(F.col("small_distance"))
+            .alias("small_distance"))
         _write(spark, run, "phash_index",
-               schemas.conform(searched.withColumn("run_id", F.lit(run.run_id)), schemas.PHASH_INDEX), ("phash",),
-               update_when_changed=("max_distance", "inner_distance"))
-    run.counts.update(hashes=new + old, hashes_new=new, hashes_inner_new=inner_new)
+               schemas.conform(rows.withColumn("run_id", F.lit(run.run_id)), schemas.PHASH_INDEX), ("phash",),
+               update_when_changed=("max_distance", "inner_distance", "small_distance"))
+    run.counts.update(hashes=new + old, hashes_new=new, hashes_inner_new=inner_new, hashes_small=n["s"],
+                      hashes_small_new=small_new)
     pairs = _read(spark, run, "phash_pairs", schemas.PHASH_PAIRS).filter(F.col("distance") <= p.max_distance)
     known = nodes.select(F.explode(F.array_distinct(F.array("phash", "phash_inner"))).alias("phash")).distinct()
     pairs = (pairs.join(known.withColumnRenamed("phash", "a"), "a", "left_semi")

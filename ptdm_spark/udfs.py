@@ -162,9 +162,10 @@ def process_images(params: Params, passthrough: tuple[str, ...], max_rows: int =
     return fn
 
 
-def bucket_pairs(max_distance: int) -> MapFn:
+def bucket_pairs(max_distance: int, cross: bool = False) -> MapFn:
     """Rows (band, key, phash, is_new), sorted by (band, key) within the partition -> verified
-    near pairs (a, b, distance) from every bucket that holds a new hash.
+    near pairs (a, b, distance) from every bucket that holds a new hash. ``cross``: rows also
+    have ``small``, and only small/other pairs count (``hashing.bucket_cross_pairs``).
 
     A bucket may straddle two Arrow batches: the last bucket of a batch is held back and joined
     to the next one, so memory stays one batch plus one bucket.
@@ -177,8 +178,13 @@ def bucket_pairs(max_distance: int) -> MapFn:
         starts = np.concatenate([[0], np.flatnonzero((band[1:] != band[:-1]) | (key[1:] != key[:-1])) + 1])
         ends = np.append(starts[1:], len(df))
         searched = (np.add.reduceat(new.astype(np.int64), starts) > 0) & (ends - starts > 1)
-        found = [chunk for s, e in zip(starts[searched], ends[searched])
-                 for chunk in hashing.bucket_pairs(h[s:e], new[s:e], max_distance)]
+        if cross:
+            small = df["small"].to_numpy(bool)
+            found = [chunk for s, e in zip(starts[searched], ends[searched])
+                     for chunk in hashing.bucket_cross_pairs(h[s:e], new[s:e], small[s:e], max_distance)]
+        else:
+            found = [chunk for s, e in zip(starts[searched], ends[searched])
+                     for chunk in hashing.bucket_pairs(h[s:e], new[s:e], max_distance)]
         if found:  # one output frame per input batch: a frame per bucket costs more than the search
             a, b, d = (np.concatenate(x) for x in zip(*found))
             yield pd.DataFrame({"a": a, "b": b, "distance": d})

@@ -96,6 +96,33 @@ def bucket_pairs(hashes: np.ndarray, is_new: np.ndarray, max_distance: int) -> I
         yield np.minimum(a, b), np.maximum(a, b), d[ii, jj].astype(np.int32)
 
 
+def bucket_cross_pairs(hashes: np.ndarray, is_new: np.ndarray, small: np.ndarray,
+                       max_distance: int) -> Iterator[tuple[np.ndarray, ...]]:
+    """Like :func:`bucket_pairs`, but only pairs of a ``small`` hash with one that is not (small
+    images' pHashes against the eligible images'), at least one of the two new; a hash never
+    pairs with itself (images sharing one value are paired elsewhere).
+
+    Args:
+        hashes: int64 hashes sharing one band key (a value may come twice, once on each side).
+        is_new: which rows were not searched on their side before.
+        small: which rows stand for small images' values.
+    """
+    h = np.asarray(hashes, dtype=np.int64)
+    new, small = np.asarray(is_new, dtype=bool), np.asarray(small, dtype=bool)
+    hs, ns, he, ne = h[small], new[small], h[~small], new[~small]
+    if not len(hs) or not len(he):
+        return
+    us, ue = hs.view(np.uint64), he.view(np.uint64)
+    for s in range(0, len(hs), _BLOCK_ROWS):
+        e = min(s + _BLOCK_ROWS, len(hs))
+        d = np.bitwise_count(us[s:e, None] ^ ue[None, :])
+        ok = (d <= max_distance) & (ns[s:e, None] | ne[None, :]) & (hs[s:e, None] != he[None, :])
+        ii, jj = np.nonzero(ok)
+        if len(ii):
+            a, b = hs[ii + s], he[jj]
+            yield np.minimum(a, b), np.maximum(a, b), d[ii, jj].astype(np.int32)
+
+
 THUMB_SIDE = 16  # cells a side of the colour thumbnail (``quality.colour_thumb``: 16 x 16 x Lab, 768 bytes)
 CHROMA_WEIGHT = 4.0  # a and b count four times L: a red and a blue folder of one shape must fall apart
 

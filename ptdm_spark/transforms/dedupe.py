@@ -30,44 +30,45 @@ def phash_eligible(min_side: int, skip_flags: Sequence[str]) -> Column:
     return F.col("phash").isNotNull() & (F.least("width", "height") >= min_side) & ~any_flag(skip_flags)
 
 
-def band_rows(hashes: DataFrame, masks: Sequence[int]) -> DataFrame:
-    """(phash, is_new) -> one row per band key: (band, key = phash & mask, phash, is_new)."""
+def phash_small(min_side: int, small_min_side: int, skip_flags: Sequence[str]) -> Column:
+    """Images from ``small_min_side`` up to ``min_side`` pixels a side, without ``skip_flags``:
+    searched against the eligible images' pHashes only (a logo shrunk to a quarter of 50 px)."""
+    side = F.least("width", "height")
+    return (F.col("phash").isNotNull() & (side < min_side) & (side >= small_min_side)
+            & ~any_flag(skip_flags))
+
+
+def band_rows(hashes: DataFrame, masks: Sequence[int], extra: Sequence[str] = ()) -> DataFrame:
+    """(phash, is_new, *extra) -> one row per band key: (band, key = phash & mask, phash, is_new,
+    *extra)."""
     # One SQL expression, not two Column objects per band built through py4j (91 bands: 1.5 s).
     bands = F.expr("array(" + ", ".join(f"named_struct('band', {i}, 'mask', CAST({int(m)} AS BIGINT))"
                                         for i, m in enumerate(masks)) + ")")
-    return (hashes.select("phash", "is_new", F.explode(bands).alias("b"))
+    return (hashes.select("phash", "is_new", *extra, F.explode(bands).alias("b"))
             .select(F.col("b.band").alias("band"), (F.col("phash").bitwiseAND(F.col("b.mask"))).alias("key"),
-                    "phash", "is_new"))
+                    "phash", "is_new", *extra))
 
 
 def near_pairs(hashes: DataFrame, masks: Sequence[int], max_distance: int, partitions: int,
-               run_id: str, all_new: bool) -> DataFrame:
+               run_id: str, all_new: bool, cross: bool = False) -> DataFrame:
     """Verified pairs (a < b) of distinct hashes within ``max_distance``, at least one of them new.
 
     Args:
-        hashes: distinct (phash, is_new); old hashes were searched by an earlier run.
+        hashes: distinct (phash, is_new); old hashes were searched by an earlier run. With
+            ``cross``, (phash, is_new, small) and only pairs of a small and a not-small row count
+            (a value may come once on each side).
         masks: the band masks (``hashing.band_masks``).
         partitions: buckets are spread over this many tasks.
         all_new: nothing was searched before (skips keeping only buckets that hold a new hash).
     """
-    rows = band_rows(hashes, masks)
+    rows = band_rows(hashes, masks, ("small",) if cross else ())
     if not all_new:
         new_keys = rows.filter("is_new").select("band", "key").distinct()
         rows = rows.join(new_keys, ["band", "key"], "left_semi")
     pairs = (rows.repartition(partitions, "band", "key").sortWithinPartitions("band", "key")
-             .mapInPandas(udfs.bucket_pairs(max_distance), "a long, b long, distance int")
+             .mapInPandas(udfs.bucket_pairs(max_distance, cross), "a long, b long, distance int")
              .dropDuplicates(["a", "b"]))
     return schemas.conform(pairs.withColumn("run_id", F.lit(run_id)), schemas.PHASH_PAIRS)
-
-
-def inner_values(nodes: DataFrame, index: DataFrame, inner_max: int) -> DataFrame:
-    """(phash, is_new, max_distance, inner_distance) of every whole and inner pHash value of
-    ``nodes`` (phash, phash_inner), for the inner search: a value is new unless ``index`` (phash,
-    max_distance, inner_distance) says it was searched there at ``inner_max`` bits or more."""
-    return (nodes.select(F.explode(F.array_distinct(F.array("phash", "phash_inner"))).alias("phash")).distinct()
-            .join(index, "phash", "left")
-            .select("phash", F.coalesce(F.col("inner_distance") < inner_max, F.lit(True)).alias("is_new"),
-                    "max_distance", "inner_distance"))
 
 
 def image_edges(pairs: DataFrame, eligible: DataFrame, confirm_above: int, dhash_max: int,
@@ -87,19 +88,21 @@ def image_edges(pairs: DataFrame, eligible: DataFrame, confirm_above: int, dhash
             taking part (phash_inner: the whole pHash where an image has no inner one).
     """
     # Every image stands for its whole and its inner pHash value (the same value once).
-    vals = eligible.select("image_id", "dhash", "colour_thumb", "detail_thumb",
+    vals = eligible.select("image_id", "dhash", "colour_thumb", "detail_thumb", "small",
                            F.explode(F.array_distinct(F.array("phash", "phash_inner"))).alias("value"))
 
     def side(x: str) -> DataFrame:
         return vals.select(F.col("value").alias(x), F.col("image_id").alias(f"id_{x}"),
                            F.col("dhash").alias(f"d_{x}"), F.col("colour_thumb").alias(f"t_{x}"),
-                           F.col("detail_thumb").alias(f"u_{x}"))
+                           F.col("detail_thumb").alias(f"u_{x}"), F.col("small").alias(f"s_{x}"))
 
     across = pairs.select("a", "b", "distance").join(side("a"), "a").join(side("b"), "b")
     within = (side("a").join(side("b"), F.col("a") == F.col("b"))
               .filter(F.col("id_a") < F.col("id_b")).withColumn("distance", F.lit(0)))
     cols = ["id_a", "id_b", "t_a", "t_b", "u_a", "u_b"]
-    cand = (across.select(*cols, "distance", "d_a", "d_b").unionByName(within.select(*cols, "distance", "d_a", "d_b"))
+    keep = ["distance", "d_a", "d_b", "s_a", "s_b"]
+    cand = (across.select(*cols, *keep).unionByName(within.select(*cols, *keep))
+            .filter(~(F.col("s_a") & F.col("s_b")))  # two small images never pair
             .filter((F.col("distance") <= confirm_above)
                     | (F.bit_count(F.col("d_a").bitwiseXOR(F.col("d_b"))) <= dhash_max)))
     # One row per image pair (several value pairs can stand for it), smaller id first.
@@ -330,8 +333,9 @@ def members(images: DataFrame, groups: DataFrame | None, eligible: Column | None
             flat: DataFrame | None = None) -> DataFrame:
     """Every image with its component key (``comp``) and, for flat images, ``flat_rgb``.
 
-    Images eligible for near-duplicate matching belong to the group of their kept image
-    (``groups``: image_id, kept_id; an image without a verified pair is its own group); flat
+    Images eligible for near-duplicate matching, and small images with a verified pair, belong
+    to the group of their kept image (``groups``: image_id, kept_id; an eligible image without a
+    verified pair is its own group); flat
     images to the group of theirs (``flat``: image_id, kept_id, flat_rgb). The others are grouped
     by identical pixels (or stand alone when the pixel method is off).
     """
@@ -350,7 +354,8 @@ def members(images: DataFrame, groups: DataFrame | None, eligible: Column | None
             df = df.join(groups.select("image_id", F.col("kept_id").alias("_kept")), "image_id", "left")
         else:
             df = df.withColumn("_kept", F.lit(None).cast("string"))
-        comp = F.when(F.col("_eligible"), F.concat(F.lit("p:"), F.coalesce("_kept", "image_id"))).otherwise(alone)
+        comp = (F.when(F.col("_kept").isNotNull(), F.concat(F.lit("p:"), F.col("_kept")))
+                .when(F.col("_eligible"), F.concat(F.lit("p:"), F.col("image_id"))).otherwise(alone))
     return df.withColumn("comp", comp)
 
 

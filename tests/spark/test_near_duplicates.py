@@ -156,7 +156,8 @@ def _thumbs(rgb: np.ndarray) -> dict:
 
 
 def test_meaningless_hashes_are_matched_by_pixels_only(spark, cfg):
-    """Images under min_side and near_constant images stay out of the pHash search: flat pink and
+    """Images under min_side never pair with each other (only with larger images: none near here)
+    and near_constant images stay out of the pHash search: flat pink and
     flat dark red share their pHash (every flat colour's) and would pass the tone-matched look
     check, but are not duplicates (without channel sums they match by identical pixels only)."""
     ds = "near_meaningless"
@@ -166,7 +167,7 @@ def test_meaningless_hashes_are_matched_by_pixels_only(spark, cfg):
     _add_images(spark, cfg, ds, [
         _image("flat1", flat, flags=["near_constant"], **_thumbs(pink)),
         _image("flat2", flat, flags=["near_constant"], **_thumbs(dark_red)),
-        _image("tiny1", h, side=28), _image("tiny2", _flip(h, [1]), side=28),
+        _image("tiny1", 0x0FEDCBA98765432, side=28), _image("tiny2", _flip(0x0FEDCBA98765432, [1]), side=28),
         _image("same1", 77, side=28, pixel="P"), _image("same2", 77, side=20, pixel="P"),
         _image("ok1", h), _image("ok2", _flip(h, [1, 2])),
     ])
@@ -292,6 +293,50 @@ def test_cropped_copies_are_found_through_the_inner_phash(spark, cfg):
     _stage(spark, cfg, ds, "dedupe")  # the whole hashes are searched already: the inner search must still run
     got = {(r.image_id, r.kept_id, r.method, r.distance) for r in _table(spark, cfg, ds, "duplicates").collect()}
     assert got == {("coffee_crop", "coffee", "phash", closest)}
+
+
+def test_small_copies_join_larger_images_but_never_each_other(spark, cfg):
+    """A drawing's copies shrunk to 24 and 16 px (under min_side) have no detail thumbnail and no
+    reliable pHash among themselves: they pair with the 128 px drawing (checked on colour), never
+    with each other. Two small copies of a photo 2 pHash bits apart stay apart while nothing larger
+    is there, and both join the photo's 128 px copy when it comes. Incremental both ways: small
+    images searched before the large ones arrive, and a small copy arriving after them."""
+    import skimage.data
+
+    from ptdm_spark.imaging import hashing
+    from ptdm_spark.imaging.cv import cv2
+
+    def shrink(img, side):
+        return cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
+
+    def closest(big, small):  # a small image's inner pHash is its whole one
+        return min(hashing.hamming(big["phash"], small["phash"]), hashing.hamming(big["phash_inner"], small["phash"]))
+
+    ds = "near_small"
+    folder, astro = folder_icon(), skimage.data.astronaut()
+    s24, s16, a24, a20 = (_processed("s24", shrink(folder, 24)), _processed("s16", shrink(folder, 16)),
+                          _processed("a24", shrink(astro, 24)), _processed("a20", shrink(astro, 20)))
+    assert hashing.hamming(a24["phash"], a20["phash"]) <= cfg.dedupe.phash.confirm_above
+    _add_images(spark, cfg, ds, [s24, s16, a24, a20])
+    _stage(spark, cfg, ds, "dedupe")
+    assert _table(spark, cfg, ds, "duplicates").count() == 0
+
+    big = _processed("big", folder)
+    _add_images(spark, cfg, ds, [big])
+    _stage(spark, cfg, ds, "dedupe")
+    got = {(r.image_id, r.kept_id, r.method, r.distance) for r in _table(spark, cfg, ds, "duplicates").collect()}
+    assert got == {("s24", "big", "phash", closest(big, s24)), ("s16", "big", "phash", closest(big, s16))}
+
+    s20, a128 = _processed("s20", shrink(folder, 20)), _processed("a128", shrink(astro, 128))
+    _add_images(spark, cfg, ds, [s20, a128])
+    _stage(spark, cfg, ds, "dedupe")
+    got = {(r.image_id, r.kept_id) for r in _table(spark, cfg, ds, "duplicates").collect()}
+    assert got == {("s24", "big"), ("s16", "big"), ("s20", "big"), ("a24", "a128"), ("a20", "a128")}
+
+    off = dataclasses.replace(cfg, dedupe=dataclasses.replace(
+        cfg.dedupe, phash=dataclasses.replace(cfg.dedupe.phash, small_min_side=cfg.dedupe.phash.min_side)))
+    _stage(spark, off, ds, "dedupe")
+    assert _table(spark, cfg, ds, "duplicates").count() == 0
 
 
 def test_a_new_inner_phash_is_searched_although_its_whole_phash_was(spark, cfg):

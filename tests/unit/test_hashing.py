@@ -281,3 +281,38 @@ def test_the_inner_phash_finds_a_crop_the_whole_phash_misses():
     _, gc = quality.working_grey(crop)
     assert hashing.hamming(quality.phash(g), quality.phash(gc)) > p.max_distance
     assert hashing.hamming(quality.phash_inner(g), quality.phash(gc)) <= p.inner_max_distance
+
+
+def test_cross_pairs_in_bands_equal_brute_force_across_the_two_sides():
+    """Small images' values against the others' only: the banded cross search finds exactly the
+    small/other pairs within k of which one side is new (a value may sit on both sides; it never
+    pairs with itself)."""
+    rng = np.random.default_rng(11)
+    base = [int(x) for x in rng.integers(-(1 << 63), (1 << 63) - 1, 12, dtype=np.int64)]
+    hashes = []
+    for b in base:  # clusters of near values, so that many pairs are within k
+        for _ in range(6):
+            v = b & 0xFFFFFFFFFFFFFFFF
+            for bit in rng.choice(64, int(rng.integers(0, 9)), replace=False):
+                v ^= 1 << int(bit)
+            hashes.append(_signed(v))
+    small = [bool(x) for x in rng.random(len(hashes)) < 0.4]
+    new = [bool(x) for x in rng.random(len(hashes)) < 0.5]
+    rows = list(zip(hashes, new, small)) + [(hashes[0], True, not small[0])]  # one value on both sides
+    k, blocks = 8, 10
+    want = set()
+    for (a, na, sa), (b, nb, sb) in itertools.product(rows, rows):
+        d = hashing.hamming(a, b)
+        if sa and not sb and a != b and d <= k and (na or nb):
+            want.add((min(a, b), max(a, b), d))
+    h = np.array([r[0] for r in rows], np.int64)
+    n, s = np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
+    got = set()
+    for mask in hashing.band_masks(k, blocks):
+        keys = h & np.int64(mask)
+        for key in np.unique(keys):
+            sel = keys == key
+            if n[sel].any():
+                for a, b, d in hashing.bucket_cross_pairs(h[sel], n[sel], s[sel], k):
+                    got.update(zip(a.tolist(), b.tolist(), d.tolist()))
+    assert want and got == want
