@@ -253,7 +253,7 @@ def _rule(f: dict, rule: str):
 
     bound = hashing.near_kept(f["phash"], f["thumbs"], details, f["pixel"], cfg.member_max_distance,
                               cfg.colour_max_distance, cfg.detail_max_distance, checked=(a, b),
-                              inner=inner_values if inner else None)
+                              inner=inner_values if inner else None, small=small)
 
     def near_kept(k, m):  # neither eligible nor small: joins by identical pixels only
         return bound(k, m) & (eligible[m] | small[m] | (f["pixel"][m] == f["pixel"][k]))
@@ -439,11 +439,49 @@ def scale(n: int, t: int, blocks: int, sample: int, groups: bool = True, inner: 
     peak = _jvm_peak_mb(spark)
     print(f"| {len(hashes):,} | {t} | {blocks} | {len(masks)} | {hashing.expected_comparisons(len(hashes), t, blocks):.2e} "
           f"| {len(found):,} | {took:.0f} s | {recall:.3f} ({len(want)} pairs) | {peak} |", flush=True)
+    _time_incremental(spark, tmp, hashes, t, blocks)
     if inner:
         _time_inner(spark, cfg, tmp, hashes)
     if groups:
         _time_groups(spark, cfg, tmp, hashes, origin)
     spark.stop()
+
+
+def _time_incremental(spark, tmp: str, hashes: np.ndarray, t: int, blocks: int, batch: int = 10_000) -> None:
+    """A later run: ``batch`` new hashes (a tenth of them near copies of old ones) searched
+    against all (new against old and new, never old against old: only buckets holding a new hash
+    are compared); recall against brute force for every new hash."""
+    import pandas as pd
+
+    from ptdm_spark.transforms import dedupe as t_dedupe
+
+    rng = np.random.default_rng(5)
+    new = rng.integers(-(1 << 63), (1 << 63) - 1, batch, dtype=np.int64).view(np.uint64)
+    for i in range(0, batch, 10):
+        new[i] = hashes.view(np.uint64)[rng.integers(len(hashes))]
+        for bit in rng.choice(64, int(rng.integers(1, t + 1)), replace=False):
+            new[i] ^= np.uint64(1) << np.uint64(bit)
+    new = np.setdiff1d(np.unique(new.view(np.int64)), hashes)
+    pd.DataFrame({"phash": np.concatenate([hashes, new]),
+                  "is_new": np.r_[np.zeros(len(hashes), bool), np.ones(len(new), bool)]}).to_parquet(f"{tmp}/later.parquet")
+    df = spark.read.parquet(f"{tmp}/later.parquet")
+    masks = hashing.band_masks(t, blocks)
+    parts = max(4, -(-(len(hashes) + len(new)) * len(masks) // 2_000_000))
+    start = time.monotonic()
+    t_dedupe.near_pairs(df, masks, t, parts, "bench", all_new=False).write.mode("overwrite").parquet(f"{tmp}/later_pairs")
+    took = time.monotonic() - start
+    got = spark.read.parquet(f"{tmp}/later_pairs").toPandas()
+    found = set(zip(got["a"].tolist(), got["b"].tolist()))
+    everything = np.concatenate([hashes, new]).view(np.uint64)
+    want = set()
+    for v in new.view(np.uint64):
+        for j in np.flatnonzero(np.bitwise_count(everything ^ v) <= t):
+            a, b = int(v.view(np.int64)), int(everything[j].view(np.int64))
+            if a != b:
+                want.add((min(a, b), max(a, b)))
+    print(f"incremental search: {len(new):,} new hashes against {len(hashes) + len(new):,}: {len(found):,} pairs in "
+          f"{took:.0f} s; recall vs brute force {len(want & found) / max(1, len(want)):.3f} ({len(want)} pairs), "
+          f"old-old pairs returned: {len(found - want)}", flush=True)
 
 
 def _time_inner(spark, cfg, tmp: str, hashes: np.ndarray) -> None:
@@ -518,7 +556,7 @@ def _time_groups(spark, cfg, tmp: str, hashes: np.ndarray, origin: np.ndarray) -
         table = pa.table({"image_id": ids, "pixels": pixels[rows], "phash": hashes[rows], "phash_inner": hashes[rows],
                           "dhash": dh[rows],
                           "colour_thumb": pa.array(colour, pa.binary()), "detail_thumb": pa.array(detail, pa.binary()),
-                          "pixel_sha256": ids})
+                          "pixel_sha256": ids, "small": np.zeros(len(rows), bool)})
         if writer is None:
             writer = pq.ParquetWriter(f"{tmp}/nodes.parquet", table.schema)
         writer.write_table(table)

@@ -270,8 +270,8 @@ class FlatConfig:
     max_distance: float
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.max_distance <= 1.0:
-            raise ConfigError("dedupe.flat.max_distance: must be between 0 and 1")
+        if not 0.02 <= self.max_distance <= 1.0:
+            raise ConfigError("dedupe.flat.max_distance: must be between 0.02 and 1")
 
 
 DEDUPE_METHODS = ("pixel", "phash", "flat")

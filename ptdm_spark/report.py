@@ -51,7 +51,8 @@ def dedupe_summary(c: Mapping[str, Any], by_method: Mapping[str, int]) -> None:
     if "hashes" in c:
         near = (f"; pHash search: {c['hashes_new']} new of {c['hashes']} distinct hashes, "
                 f"{c.get('pairs_new', 0)} new near pair(s), {c.get('inner_pairs_new', 0)} new whole/inner "
-                f"(crop) pair(s); {c['pairs']} image pair(s) look alike")
+                f"(crop) pair(s), {c.get('small_pairs_new', 0)} new small/larger pair(s) "
+                f"({c.get('hashes_small', 0)} small image hash(es)); {c['pairs']} image pair(s) look alike")
     _out(f"dedupe: {c['images']} images; duplicates by method: {_reasons(by_method)}; "
          f"{c['groups']} duplicate groups (largest {c['largest_group']}); "
          f"{c['label_conflicts']} with conflicting labels (see label_conflicts){near}")

@@ -222,6 +222,9 @@ PHASH_INDEX = _s(
     # The radius at which the small images holding this value (dedupe.phash.small_min_side up to
     # min_side) were searched against the eligible images' values; NULL: not yet.
     ("small_distance", IntegerType(), True),
+    # The radius at which the small images' values were searched against this value (it is an
+    # eligible image's whole or inner pHash); NULL: not yet.
+    ("target_distance", IntegerType(), True),
 )
 
 # Verified near-duplicate edges between distinct pHash values (a < b), the graph of components.

@@ -195,20 +195,22 @@ def dedupe(spark: "SparkSession", d: DedupeConfig, run: Run) -> dict[str, Any]:
     inner = F.col("phash_inner") if "phash_inner" in images.columns and d.phash.inner_search else F.lit(None)
     images = images.withColumn("phash_inner", F.coalesce(inner.cast("long"), F.col("phash")))
     clock = Clock("dedupe")
-    eligible, groups = None, None
+    eligible, searched, groups = None, None, None
     if "phash" in d.methods:
         eligible = t_dedupe.phash_eligible(d.phash.min_side, d.phash.skip_flags)
         small = t_dedupe.phash_small(d.phash.min_side, d.phash.small_min_side, d.phash.skip_flags)
-        # Small images (a shrunk logo) take part with their whole pHash, against eligible images only.
-        nodes = images.filter(eligible | small).select(
-            "image_id", (F.col("width").cast("long") * F.col("height")).alias("pixels"), "phash",
-            F.when(eligible, F.col("phash_inner")).otherwise(F.col("phash")).alias("phash_inner"),
+        searched = eligible | small
+        # Small images (a shrunk logo) take part with their whole pHash, against eligible images
+        # only; the inner pHash of a few pixels means nothing (nor in duplicates.distance).
+        images = images.withColumn("phash_inner", F.when(eligible, F.col("phash_inner")).otherwise(F.col("phash")))
+        nodes = images.filter(searched).select(
+            "image_id", (F.col("width").cast("long") * F.col("height")).alias("pixels"), "phash", "phash_inner",
             "dhash", "colour_thumb", "detail_thumb", "pixel_sha256", (~eligible).alias("small"))
         groups = _near_duplicate_graph(spark, d, run, nodes, clock)
     flat = None
     if "flat" in d.methods and "pixel_sums" in images.columns:
-        flat = t_dedupe.flat_groups(t_dedupe.flat_colours(images, eligible), d.flat.max_distance,
-                                    d.driver_components_max_edges)
+        flat = t_dedupe.flat_groups(t_dedupe.flat_colours(images, searched), d.flat.max_distance)
+        flat = _stage(spark, flat, run, "flat") if flat is not None else None
     cols = ("image_id", "width", "height", "pixel_sha256", "phash", "phash_inner", "label", "labels", "flags")
     members = _stage(spark, t_dedupe.members(images.select(*cols), groups, eligible, "pixel" in d.methods, flat)
                      .select(*cols, "flat_rgb", "comp"), run, "members")
@@ -245,10 +247,10 @@ def _near_duplicate_graph(spark: "SparkSession", d: DedupeConfig, run: Run, node
 
     p = d.phash
     index = _read(spark, run, "phash_index", schemas.PHASH_INDEX)
-    for c in ("inner_distance", "small_distance"):  # an index written before these searches existed
+    for c in ("inner_distance", "small_distance", "target_distance"):  # written before these searches existed
         if c not in index.columns:
             index = index.withColumn(c, F.lit(None).cast("int"))
-    index = index.select("phash", "max_distance", "inner_distance", "small_distance")
+    index = index.select("phash", "max_distance", "inner_distance", "small_distance", "target_distance")
     # Every value once, with its roles: w, an eligible image's whole pHash (the main search); e,
     # an eligible image's whole or inner pHash (the inner search, and the small images' targets);
     # s, a small image's pHash. Then what each search has not seen yet, from the index.
@@ -263,10 +265,11 @@ def _near_duplicate_graph(spark: "SparkSession", d: DedupeConfig, run: Run, node
                  if p.inner_search else F.lit(False))
     values = _stage(spark, values.select(
         "*", main_new.alias("main_new"), inner_new.alias("inner_new"),
-        (F.col("s") & F.coalesce(F.col("small_distance") < p.max_distance, F.lit(True))).alias("small_new")),
+        (F.col("s") & F.coalesce(F.col("small_distance") < p.max_distance, F.lit(True))).alias("small_new"),
+        (F.col("e") & F.coalesce(F.col("target_distance") < p.max_distance, F.lit(True))).alias("target_new")),
         run, "hashes")
     n = values.agg(*(F.sum(F.col(c).cast("long")).alias(c)
-                     for c in ("w", "e", "s", "main_new", "inner_new", "small_new"))).first()
+                     for c in ("w", "e", "s", "main_new", "inner_new", "small_new", "target_new"))).first()
     n = {k: int(v or 0) for k, v in n.asDict().items()}
     new, old, inner_new = n["main_new"], n["w"] - n["main_new"], n["inner_new"]
     log(f"[dedupe] {new} new pHash value(s) to search against {new + old}")
@@ -291,32 +294,39 @@ def _near_duplicate_graph(spark: "SparkSession", d: DedupeConfig, run: Run, node
         clock.lap(f"searched {inner_new} new whole and inner pHash value(s) against {n['e']} "
                   f"within {p.inner_max_distance} bits (cropped copies), {keys} band keys each")
     # Small images' values against the eligible images' (new on either side), never each other.
-    target_new = F.col("main_new") | F.col("inner_new")
-    small_new = n["small_new"]
-    if n["s"] and n["e"] and (small_new or new or inner_new):
+    # Only when there are both: a side searched against nothing is not marked (it stays new).
+    small_new = target_new = 0
+    if n["s"] and n["e"] and (n["small_new"] or n["target_new"]):
+        small_new, target_new = n["small_new"], n["target_new"]
         rows = (values.filter("s").select("phash", F.col("small_new").alias("is_new"), F.lit(True).alias("small"))
-                .unionByName(values.filter("e").select("phash", target_new.alias("is_new"),
+                .unionByName(values.filter("e").select("phash", F.col("target_new").alias("is_new"),
                                                        F.lit(False).alias("small"))))
-        run.counts["small_pairs_new"], keys, _ = search("small_pairs", rows, p.max_distance, p.blocks, n["s"] + n["e"],
-                                                        all_new=False, cross=True)
+        run.counts["small_pairs_new"], keys, _ = search(
+            "small_pairs", rows, p.max_distance, p.blocks, n["s"] + n["e"],
+            all_new=small_new == n["s"] and target_new == n["e"], cross=True)
         clock.lap(f"searched {n['s']} small image pHash value(s) ({small_new} new) against {n['e']} "
-                  f"within {p.max_distance} bits (shrunk copies), {keys} band keys each")
+                  f"({target_new} new) within {p.max_distance} bits (shrunk copies), {keys} band keys each")
     # The index row of a value: max_distance, the radius it was searched at as a whole pHash (-1:
     # only as an inner or small value so far); inner_distance, the radius of the inner search it
-    # took part in; small_distance, the radius its small images were searched at.
-    touched = F.col("main_new") | F.col("inner_new") | F.col("small_new")
-    if new or inner_new or small_new:
-        rows = values.filter(touched).select(
+    # took part in; small_distance, the radius its small images were searched at against the
+    # others; target_distance, the radius the small images were searched at against it.
+    marked = {"main_new": bool(new), "inner_new": bool(inner_new), "small_new": bool(small_new),
+              "target_new": bool(target_new)}
+    if any(marked.values()):
+        done = {c: F.col(c) if on else F.lit(False) for c, on in marked.items()}
+        rows = values.filter(done["main_new"] | done["inner_new"] | done["small_new"] | done["target_new"]).select(
             "phash",
-            F.when(F.col("main_new"), F.lit(p.max_distance))
+            F.when(done["main_new"], F.lit(p.max_distance))
             .otherwise(F.coalesce(F.col("max_distance"), F.lit(-1))).alias("max_distance"),
-            F.when(F.col("inner_new"), F.lit(p.inner_max_distance)).otherwise(F.col("inner_distance"))
+            F.when(done["inner_new"], F.lit(p.inner_max_distance)).otherwise(F.col("inner_distance"))
             .alias("inner_distance"),
-            F.when(F.col("small_new"), F.lit(p.max_distance)).otherwise(F.col("small_distance"))
-            .alias("small_distance"))
+            F.when(done["small_new"], F.lit(p.max_distance)).otherwise(F.col("small_distance"))
+            .alias("small_distance"),
+            F.when(done["target_new"], F.lit(p.max_distance)).otherwise(F.col("target_distance"))
+            .alias("target_distance"))
         _write(spark, run, "phash_index",
                schemas.conform(rows.withColumn("run_id", F.lit(run.run_id)), schemas.PHASH_INDEX), ("phash",),
-               update_when_changed=("max_distance", "inner_distance", "small_distance"))
+               update_when_changed=("max_distance", "inner_distance", "small_distance", "target_distance"))
     run.counts.update(hashes=new + old, hashes_new=new, hashes_inner_new=inner_new, hashes_small=n["s"],
                       hashes_small_new=small_new)
     pairs = _read(spark, run, "phash_pairs", schemas.PHASH_PAIRS).filter(F.col("distance") <= p.max_distance)

@@ -34,8 +34,8 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> dict[str, Callable[
             "look alike on their 32x32 colour thumbnails: colour within colour_max_distance, the most "
             "different part within detail_max_distance, so an added emblem or another colour is not a "
             "duplicate; every member within member_max_distance pHash bits of its group's kept image "
-            "and alike to it, so chains never link unlike images. Images under 32 px match by "
-            "identical pixels only), and flat images (flag near_constant) of nearly the same colour "
+            "and alike to it, so chains never link unlike images. Images of 8 to 31 px pair with "
+            "larger images only, never with each other), and flat images (flag near_constant) of nearly the same colour "
             "(method flat: mean colour within dedupe.flat.max_distance of the kept one's). Keep one "
             "per group (largest original resolution, then smallest image_id) and record the others "
             "in <dataset>/duplicates. Only new pHashes are searched, against all.")

@@ -184,7 +184,8 @@ def _as_rows(x) -> np.ndarray:
 
 def near_kept(phash: np.ndarray, thumbs: np.ndarray, details: np.ndarray, pixel: np.ndarray,
               member_max: int, colour_max: float, detail_max: float,
-              checked: tuple[np.ndarray, np.ndarray] | None = None, inner: np.ndarray | None = None):
+              checked: tuple[np.ndarray, np.ndarray] | None = None, inner: np.ndarray | None = None,
+              small: np.ndarray | None = None):
     """The bound of a near-duplicate group, for :func:`ptdm_spark.imaging.graph.bounded_groups`:
     a node may join the group kept by ``k`` when it has ``k``'s pixels, or one of its pHashes
     (whole or ``inner``) is within ``member_max`` bits of one of ``k``'s and it looks like ``k``
@@ -193,7 +194,9 @@ def near_kept(phash: np.ndarray, thumbs: np.ndarray, details: np.ndarray, pixel:
     Args: per node: phash and inner (int64; inner: the whole pHash where a node has none, or
     None for no inner pHashes at all), thumbs and details (object arrays of the colour and detail
     thumbnails' bytes, None where missing), pixel (pixel SHA-256 strings). ``checked``: node
-    pairs (a, b) already found alike (the graph's edges): not looked at again.
+    pairs (a, b) already found alike (the graph's edges): not looked at again. ``small``: nodes
+    under min_side, which never join a small kept node (a small image may be the largest of its
+    component, say 88 x 31 pixels against 40 x 40) except by identical pixels.
     """
     u = np.asarray(phash, np.int64).view(np.uint64)
     v = u if inner is None else np.asarray(inner, np.int64).view(np.uint64)
@@ -208,6 +211,8 @@ def near_kept(phash: np.ndarray, thumbs: np.ndarray, details: np.ndarray, pixel:
         bits = np.minimum(np.minimum(np.bitwise_count(u[m] ^ u[k]), np.bitwise_count(u[m] ^ v[k])),
                           np.minimum(np.bitwise_count(v[m] ^ u[k]), np.bitwise_count(v[m] ^ v[k])))
         close = ~same & (bits <= member_max)
+        if small is not None and small[k]:
+            close &= ~small[m]
         if close.any() and len(known):
             key = k * n + m[close]
             pos = np.minimum(np.searchsorted(known, key), len(known) - 1)

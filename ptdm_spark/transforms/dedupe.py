@@ -62,6 +62,8 @@ def near_pairs(hashes: DataFrame, masks: Sequence[int], max_distance: int, parti
         all_new: nothing was searched before (skips keeping only buckets that hold a new hash).
     """
     rows = band_rows(hashes, masks, ("small",) if cross else ())
+    if cross:  # only buckets that hold a small value can make a pair
+        rows = rows.join(rows.filter("small").select("band", "key").distinct(), ["band", "key"], "left_semi")
     if not all_new:
         new_keys = rows.filter("is_new").select("band", "key").distinct()
         rows = rows.join(new_keys, ["band", "key"], "left_semi")
@@ -97,8 +99,10 @@ def image_edges(pairs: DataFrame, eligible: DataFrame, confirm_above: int, dhash
                            F.col("detail_thumb").alias(f"u_{x}"), F.col("small").alias(f"s_{x}"))
 
     across = pairs.select("a", "b", "distance").join(side("a"), "a").join(side("b"), "b")
-    within = (side("a").join(side("b"), F.col("a") == F.col("b"))
-              .filter(F.col("id_a") < F.col("id_b")).withColumn("distance", F.lit(0)))
+    # Images sharing a value: each pair once, never two small ones (b is never small; a small a
+    # pairs with every b, two others once, by id).
+    within = (side("a").join(side("b").filter(~F.col("s_b")), F.col("a") == F.col("b"))
+              .filter(F.col("s_a") | (F.col("id_a") < F.col("id_b"))).withColumn("distance", F.lit(0)))
     cols = ["id_a", "id_b", "t_a", "t_b", "u_a", "u_b"]
     keep = ["distance", "d_a", "d_b", "s_a", "s_b"]
     cand = (across.select(*cols, *keep).unionByName(within.select(*cols, *keep))
@@ -141,7 +145,7 @@ def _look_alike(colour_max: float, detail_max: float):
 
 
 GROUP_NODES = ("image_id string, pixels long, phash long, phash_inner long, colour_thumb binary, "
-               "detail_thumb binary, pixel_sha256 string")
+               "detail_thumb binary, pixel_sha256 string, small boolean")
 
 
 def bounded_groups(edges, nodes, member_max: int, colour_max: float, detail_max: float):
@@ -163,7 +167,7 @@ def bounded_groups(edges, nodes, member_max: int, colour_max: float, detail_max:
     near = hashing.near_kept(nodes["phash"].to_numpy(np.int64), _binaries(nodes["colour_thumb"]),
                              _binaries(nodes["detail_thumb"]),
                              nodes["pixel_sha256"].to_numpy(), member_max, colour_max, detail_max, checked=(a, b),
-                             inner=nodes["phash_inner"].to_numpy(np.int64))
+                             inner=nodes["phash_inner"].to_numpy(np.int64), small=nodes["small"].to_numpy(bool))
     kept = graph.bounded_groups(len(nodes), a, b, np.arange(len(nodes)), near)
     return pd.DataFrame({"image_id": nodes["image_id"], "kept_id": nodes["image_id"].to_numpy()[kept]})
 
@@ -288,45 +292,53 @@ def _small_star(e: DataFrame) -> DataFrame:
 
 
 def flat_colours(images: DataFrame, searched: Column | None) -> DataFrame:
-    """(image_id, pixels, flat_rgb) of the flat images: flag near_constant, their channel sums
-    stored (``pixel_sums``), and not taking part in the pHash search (``searched``: its
-    eligibility, None when it is off); flat_rgb = the mean colour as [R, G, B] levels 0..255."""
+    """(image_id, pixels, pixel_sha256, flat_rgb) of the flat images: flag near_constant, their
+    channel sums stored (``pixel_sums``), and not taking part in the pHash search (``searched``:
+    who does; None when it is off); flat_rgb = the mean colour as [R, G, B] levels 0..255."""
     n = F.col("pixel_sums")[0]
     flat = any_flag(["near_constant"]) & F.col("pixel_sums").isNotNull() & (n > 0)
     if searched is not None:
         flat &= ~F.coalesce(searched, F.lit(False))
     level = [F.round(F.col("pixel_sums")[i] / n * 255).cast("int") for i in (1, 2, 3)]
     return images.filter(flat).select("image_id", (F.col("width").cast("long") * F.col("height")).alias("pixels"),
-                                      F.array(*level).alias("flat_rgb"))
+                                      "pixel_sha256", F.array(*level).alias("flat_rgb"))
 
 
-def flat_groups(flat: DataFrame, max_distance: float, driver_max: int) -> DataFrame | None:
-    """(image_id, kept_id, flat_rgb) of the ``flat_colours`` rows (None without any): each joins the group of the first flat
-    image (largest resolution, then smallest id) within ``max_distance`` (0..1) of it in every
-    channel (:func:`ptdm_spark.imaging.graph.centre_groups` over the distinct colours, on the
-    driver). Over ``driver_max`` distinct colours, cells of ``max_distance`` a side in Spark
-    instead (members still within ``max_distance`` of their kept image)."""
+FLAT_COLOURS_MAX = 100_000  # distinct flat colours grouped on the driver (levels: at most 256^3)
+
+
+def flat_groups(flat: DataFrame, max_distance: float) -> DataFrame | None:
+    """(pixel_sha256, kept_id, flat_rgb) of the ``flat_colours`` rows, one per distinct pixels
+    (None without any): each joins the group of the first flat image (largest resolution, then
+    smallest id) within ``max_distance`` (0..1) of it in every channel
+    (:func:`ptdm_spark.imaging.graph.centre_groups` over the distinct colours, on the driver).
+    Over ``FLAT_COLOURS_MAX`` distinct colours, cells of ``max_distance`` a side in Spark instead
+    (members still within ``max_distance`` of their kept image; the groups differ a little from
+    the driver's). Keyed by pixels, so that a copy with the same pixels but no channel sums
+    (processed before they existed) joins the same group."""
     import numpy as np
     import pandas as pd
 
     from ptdm_spark.imaging import graph
 
     top = F.min(F.struct((-F.col("pixels")).alias("p"), F.col("image_id").alias("id")))
-    colours = flat.groupBy("flat_rgb").agg(top.alias("top")).limit(driver_max + 1).collect()
-    if len(colours) > driver_max:
+    colours = flat.groupBy("flat_rgb").agg(top.alias("top")).limit(FLAT_COLOURS_MAX + 1).collect()
+    if not colours:
+        return None
+    if len(colours) > FLAT_COLOURS_MAX:
         side = max(1, int(max_distance * 255))
         cell = F.transform("flat_rgb", lambda v: F.floor(v / side))
         w = Window.partitionBy(cell).orderBy(F.desc("pixels"), F.asc("image_id"))
-        return flat.select("image_id", F.first("image_id").over(w).alias("kept_id"), "flat_rgb")
-    if not colours:
-        return None
-    colours.sort(key=lambda r: (r["top"]["p"], r["top"]["id"]))
-    rgb = np.array([r["flat_rgb"] for r in colours], np.float64).reshape(-1, 3)
-    centre = graph.centre_groups(rgb / 255.0, max_distance)
-    kept = pd.DataFrame({"flat_rgb": [list(map(int, v)) for v in rgb],
-                         "kept_id": [colours[c]["top"]["id"] for c in centre]})
-    kept = flat.sparkSession.createDataFrame(kept, "flat_rgb array<int>, kept_id string")
-    return flat.join(F.broadcast(kept), "flat_rgb").select("image_id", "kept_id", "flat_rgb")
+        kept = flat.select("pixel_sha256", F.first("image_id").over(w).alias("kept_id"), "flat_rgb")
+    else:
+        colours.sort(key=lambda r: (r["top"]["p"], r["top"]["id"]))
+        rgb = np.array([r["flat_rgb"] for r in colours], np.float64).reshape(-1, 3)
+        centre = graph.centre_groups(rgb / 255.0, max_distance)
+        table = pd.DataFrame({"flat_rgb": [list(map(int, v)) for v in rgb],
+                              "kept_id": [colours[c]["top"]["id"] for c in centre]})
+        table = flat.sparkSession.createDataFrame(table, "flat_rgb array<int>, kept_id string")
+        kept = flat.join(F.broadcast(table), "flat_rgb").select("pixel_sha256", "kept_id", "flat_rgb")
+    return kept.groupBy("pixel_sha256").agg(F.min("kept_id").alias("kept_id"), F.first("flat_rgb").alias("flat_rgb"))
 
 
 def members(images: DataFrame, groups: DataFrame | None, eligible: Column | None, pixel: bool,
@@ -335,14 +347,14 @@ def members(images: DataFrame, groups: DataFrame | None, eligible: Column | None
 
     Images eligible for near-duplicate matching, and small images with a verified pair, belong
     to the group of their kept image (``groups``: image_id, kept_id; an eligible image without a
-    verified pair is its own group); flat
-    images to the group of theirs (``flat``: image_id, kept_id, flat_rgb). The others are grouped
+    verified pair is its own group); flat images, and any image with their pixels, to the group
+    of theirs (``flat``: pixel_sha256, kept_id, flat_rgb). The others are grouped
     by identical pixels (or stand alone when the pixel method is off).
     """
     alone = F.concat(F.lit("x:"), F.col("pixel_sha256")) if pixel else F.concat(F.lit("i:"), F.col("image_id"))
     df = images
     if flat is not None:
-        df = df.join(flat.select("image_id", F.col("kept_id").alias("_flat"), "flat_rgb"), "image_id", "left")
+        df = df.join(flat.select("pixel_sha256", F.col("kept_id").alias("_flat"), "flat_rgb"), "pixel_sha256", "left")
         alone = F.when(F.col("_flat").isNotNull(), F.concat(F.lit("f:"), F.col("_flat"))).otherwise(alone)
     else:
         df = df.withColumn("flat_rgb", F.lit(None).cast("array<int>"))

@@ -191,7 +191,7 @@ def test_flat_images_of_nearly_one_colour_are_duplicates(spark, cfg):
     one group kept by the largest (then smallest id); flat pink and dark red are not; groups are
     bounded by the kept image's colour (a grey 80 levels from the kept one is not pulled in by
     the grey between them); a flat row without channel sums (processed before they existed)
-    matches by identical pixels only."""
+    matches by identical pixels only, and joins the group of a flat image with its pixels."""
     ds = "near_flat"
     base = (38, 31, 48)
     _add_images(spark, cfg, ds, [
@@ -201,16 +201,17 @@ def test_flat_images_of_nearly_one_colour_are_duplicates(spark, cfg):
         _flat("grey1", (100, 100, 100)), _flat("grey2", (140, 140, 140), side=128),
         _flat("grey3", (180, 180, 180), side=64),
         _flat("old", base, side=300) | {"pixel_sums": None},
+        _flat("z_twin", base) | {"pixel_sums": None},  # a_base's pixels, processed before sums existed
     ])
     _stage(spark, cfg, ds, "dedupe")
     dups = {(r.image_id, r.kept_id, r.method, r.distance) for r in _table(spark, cfg, ds, "duplicates").collect()}
     assert dups == {("b_brighter", "a_base", "flat", 30), ("c_darker", "a_base", "flat", 15),
                     ("d_half", "a_base", "flat", 0), ("e_tiny", "a_base", "flat", 0),
-                    ("grey2", "grey1", "flat", 40)}
-    # Without the flat method, only identical pixels: none here.
+                    ("grey2", "grey1", "flat", 40), ("z_twin", "a_base", "pixel", 0)}
+    # Without the flat method, only identical pixels.
     off = dataclasses.replace(cfg, dedupe=dataclasses.replace(cfg.dedupe, methods=("pixel", "phash")))
     _stage(spark, off, ds, "dedupe")
-    assert _table(spark, cfg, ds, "duplicates").count() == 0
+    assert {(r.image_id, r.kept_id) for r in _table(spark, cfg, ds, "duplicates").collect()} == {("z_twin", "a_base")}
 
 
 def _thumb(rgb_colour) -> bytes:
@@ -337,6 +338,27 @@ def test_small_copies_join_larger_images_but_never_each_other(spark, cfg):
         cfg.dedupe, phash=dataclasses.replace(cfg.dedupe.phash, small_min_side=cfg.dedupe.phash.min_side)))
     _stage(spark, off, ds, "dedupe")
     assert _table(spark, cfg, ds, "duplicates").count() == 0
+
+
+def test_small_images_are_searched_against_inner_values_that_come_later(spark, cfg):
+    """Run 1 (inner search on): X (64 px) with whole pHash h and inner pHash i far from it.
+    Run 2 (inner search off): S and T, 20 px, one bit from i and sharing a pHash: X's inner value
+    is not in the search, so nothing pairs (and S and T, both small, never pair with each other).
+    Run 3 (inner search on again): i has not been a target of the small images' search yet, so
+    S and T are searched against it and join X, although i, S's and T's values were each searched
+    before in some search."""
+    ds = "near_small_inner"
+    h, i = 0x123456789ABCDEF, 0x7EDCBA9876543210
+    _add_images(spark, cfg, ds, [_image("x", h, inner=i)])
+    _stage(spark, cfg, ds, "dedupe")
+    _add_images(spark, cfg, ds, [_image("s", _flip(i, [3]), side=20), _image("t", _flip(i, [3]), side=20)])
+    off = dataclasses.replace(cfg, dedupe=dataclasses.replace(
+        cfg.dedupe, phash=dataclasses.replace(cfg.dedupe.phash, inner_search=False)))
+    _stage(spark, off, ds, "dedupe")
+    assert _table(spark, cfg, ds, "duplicates").count() == 0
+    _stage(spark, cfg, ds, "dedupe")
+    got = {(r.image_id, r.kept_id, r.distance) for r in _table(spark, cfg, ds, "duplicates").collect()}
+    assert got == {("s", "x", 1), ("t", "x", 1)}
 
 
 def test_a_new_inner_phash_is_searched_although_its_whole_phash_was(spark, cfg):
