@@ -192,7 +192,8 @@ def _rule(f: dict, rule: str):
     from ptdm_spark.config import load_config
     from ptdm_spark.imaging import graph
 
-    cfg = load_config().dedupe.phash
+    dedupe = load_config().dedupe
+    cfg = dedupe.phash
     n = len(f["phash"])
     skip = ("near_constant", "low_information") if rule == "old" else cfg.skip_flags
     side = np.minimum(f["width"], f["height"])
@@ -259,10 +260,10 @@ def _rule(f: dict, rule: str):
         return bound(k, m) & (eligible[m] | small[m] | (f["pixel"][m] == f["pixel"][k]))
 
     kept = graph.bounded_groups(n, a, b, order, near_kept)
-    if rule == "new" and "flat" in load_config().dedupe.methods:  # flat images: by mean colour
-        flat = np.flatnonzero(f["near_constant"] & ~eligible)
+    if rule == "new" and "flat" in dedupe.methods:  # flat images: by mean colour
+        flat = np.flatnonzero(f["near_constant"] & ~eligible & ~small)
         flat = flat[np.argsort(order[flat], kind="stable")]
-        kept[flat] = flat[graph.centre_groups(f["rgb"][flat] / 255.0, load_config().dedupe.flat.max_distance)]
+        kept[flat] = flat[graph.centre_groups(f["rgb"][flat] / 255.0, dedupe.flat.max_distance)]
     return kept, len(a)
 
 

@@ -310,20 +310,19 @@ def _near_duplicate_graph(spark: "SparkSession", d: DedupeConfig, run: Run, node
     # only as an inner or small value so far); inner_distance, the radius of the inner search it
     # took part in; small_distance, the radius its small images were searched at against the
     # others; target_distance, the radius the small images were searched at against it.
-    marked = {"main_new": bool(new), "inner_new": bool(inner_new), "small_new": bool(small_new),
-              "target_new": bool(target_new)}
-    if any(marked.values()):
-        done = {c: F.col(c) if on else F.lit(False) for c, on in marked.items()}
-        rows = values.filter(done["main_new"] | done["inner_new"] | done["small_new"] | done["target_new"]).select(
+    # The main and inner searches ran whenever a value was new to them; the small one may not have.
+    small_ran = bool(small_new or target_new)
+    did_small = F.col("small_new") if small_ran else F.lit(False)
+    did_target = F.col("target_new") if small_ran else F.lit(False)
+    if new or inner_new or small_ran:
+        rows = values.filter(F.col("main_new") | F.col("inner_new") | did_small | did_target).select(
             "phash",
-            F.when(done["main_new"], F.lit(p.max_distance))
+            F.when(F.col("main_new"), F.lit(p.max_distance))
             .otherwise(F.coalesce(F.col("max_distance"), F.lit(-1))).alias("max_distance"),
-            F.when(done["inner_new"], F.lit(p.inner_max_distance)).otherwise(F.col("inner_distance"))
+            F.when(F.col("inner_new"), F.lit(p.inner_max_distance)).otherwise(F.col("inner_distance"))
             .alias("inner_distance"),
-            F.when(done["small_new"], F.lit(p.max_distance)).otherwise(F.col("small_distance"))
-            .alias("small_distance"),
-            F.when(done["target_new"], F.lit(p.max_distance)).otherwise(F.col("target_distance"))
-            .alias("target_distance"))
+            F.when(did_small, F.lit(p.max_distance)).otherwise(F.col("small_distance")).alias("small_distance"),
+            F.when(did_target, F.lit(p.max_distance)).otherwise(F.col("target_distance")).alias("target_distance"))
         _write(spark, run, "phash_index",
                schemas.conform(rows.withColumn("run_id", F.lit(run.run_id)), schemas.PHASH_INDEX), ("phash",),
                update_when_changed=("max_distance", "inner_distance", "small_distance", "target_distance"))

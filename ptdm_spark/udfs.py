@@ -180,11 +180,13 @@ def bucket_pairs(max_distance: int, cross: bool = False) -> MapFn:
         searched = (np.add.reduceat(new.astype(np.int64), starts) > 0) & (ends - starts > 1)
         if cross:
             small = df["small"].to_numpy(bool)
-            found = [chunk for s, e in zip(starts[searched], ends[searched])
-                     for chunk in hashing.bucket_cross_pairs(h[s:e], new[s:e], small[s:e], max_distance)]
+
+            def bucket(s, e):
+                return hashing.bucket_cross_pairs(h[s:e], new[s:e], small[s:e], max_distance)
         else:
-            found = [chunk for s, e in zip(starts[searched], ends[searched])
-                     for chunk in hashing.bucket_pairs(h[s:e], new[s:e], max_distance)]
+            def bucket(s, e):
+                return hashing.bucket_pairs(h[s:e], new[s:e], max_distance)
+        found = [chunk for s, e in zip(starts[searched], ends[searched]) for chunk in bucket(s, e)]
         if found:  # one output frame per input batch: a frame per bucket costs more than the search
             a, b, d = (np.concatenate(x) for x in zip(*found))
             yield pd.DataFrame({"a": a, "b": b, "distance": d})
