@@ -138,3 +138,67 @@ def test_stale_running_rows_are_read_without_a_spark_job_and_marked_abandoned(sp
     Run(job="curate", dataset="stale_check", config=cfg).begin(spark)
     status = {r.run_id: r.status for r in spark.read.format("delta").load(path).collect()}
     assert status[gone.run_id] == "abandoned" and status[alive.run_id] == "running"
+
+
+def test_runs_rows_are_written_without_a_spark_job_and_spark_reads_them(spark, cfg):
+    """Every command writes its ``runs`` row twice (``running``, then its end). On a local
+    lakehouse deltalake writes both: no Spark job runs for them, Spark reads the table it created
+    (one row per run, the final status, the maps and timestamps as written), the commits carry the
+    run id as Spark's would, and Spark can append to it. A table made by an older ptdm (a column
+    fewer) is written by Spark instead, which adds the column."""
+    import datetime as dt
+
+    from delta.tables import DeltaTable
+
+    from ptdm_spark import schemas
+    from ptdm_spark.io import delta
+    from ptdm_spark.runs import Run
+
+    def spark_jobs(fn):
+        sc = spark.sparkContext
+        sc.setJobGroup("runs-row", "the runs rows")
+        try:
+            fn()
+            sc._jsc.sc().listenerBus().waitUntilEmpty()
+            return list(sc.statusTracker().getJobIdsForGroup("runs-row"))
+        finally:
+            sc.setLocalProperty("spark.jobGroup.id", None)
+            sc.setLocalProperty("spark.job.description", None)
+
+    before = dt.datetime.now()
+    first = Run(job="ingest", dataset="runs_native", config=cfg, args=["ingest", "x"])
+    path = first.table_path("runs")
+    first.begin(spark)  # creates the table (deltalake) and registers it in the catalog (Spark reads it once)
+    first.counts["images"] = 7
+    first.output_versions["raw_images"] = 3
+    first.record(spark, "succeeded")
+    then = Run(job="process", dataset="runs_native", config=cfg)
+    assert spark_jobs(lambda: (then.begin(spark), then.record(spark, "failed"))) == []
+    rows = {x.run_id: x for x in spark.read.format("delta").load(path).collect()}
+    assert sorted(rows) == sorted([first.run_id, then.run_id]) and rows[then.run_id].status == "failed"
+    r = rows[first.run_id]
+    assert (r.status, r.job, r.pid, r.args) == ("succeeded", "ingest", os.getpid(), "ingest x")
+    assert r.counts == {"images": 7} and r.output_versions == {"raw_images": 3} and r.input_versions == {}
+    # Spark returns timestamps as naive datetimes in this process's local time
+    assert before - dt.timedelta(seconds=1) <= r.started_at <= r.finished_at <= dt.datetime.now()
+    hist = DeltaTable.forPath(spark, path).history().orderBy("version").collect()
+    assert [json.loads(h.userMetadata)["run_id"] for h in hist] == [first.run_id] * 2 + [then.run_id] * 2
+    # Spark appends to the table deltalake made (what hdfs:// and encrypted lakehouses do)
+    second = Run(job="dedupe", dataset="runs_native", config=cfg)
+    with delta.commit_metadata(spark, second.commit_meta):
+        delta.append(spark, second._row(spark, "running", None), path)
+    assert sorted(x.status for x in spark.read.format("delta").load(path).collect()) == ["failed", "running",
+                                                                                          "succeeded"]
+
+    # an older ptdm's runs table, without the counts column: deltalake refuses, Spark merges it
+    old = Run(job="ingest", dataset="runs_older", config=cfg)
+    old_path = old.table_path("runs")
+    spark.createDataFrame([old._values("succeeded", dt.datetime.now(dt.timezone.utc))],
+                          schema=schemas.RUNS).drop("counts").write.format("delta").save(old_path)
+    newer = Run(job="process", dataset="runs_older", config=cfg)
+    newer.begin(spark)
+    newer.counts["images"] = 2
+    newer.record(spark, "succeeded")
+    got = {x.run_id: x for x in spark.read.format("delta").load(old_path).collect()}
+    assert got[newer.run_id].counts == {"images": 2} and got[old.run_id].counts is None
+    assert got[newer.run_id].status == "succeeded" and len(got) == 2
