@@ -253,6 +253,9 @@ if __name__ == "__main__":  # scripts/setup.sh: python -m ptdm_spark.jars DEST
         target = Path(sys.argv[1]) if len(sys.argv) > 1 else cache_dir()
         fetch(target)
         build_crypto(target)
+        from ptdm_spark import class_archive
+
+        class_archive.build(target)
     except UsageError as exc:
         print(f"setup: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ptdm_spark import jars
+from ptdm_spark import class_archive, jars
 from ptdm_spark.config import EncryptionConfig, LakehouseConfig, SparkConfig, conf_dir
 from ptdm_spark.errors import UsageError
 
@@ -107,7 +107,9 @@ def spark_properties(spark_cfg: SparkConfig, lakehouse: LakehouseConfig, *, unde
         # CPU-s of a 20 s stage; with ParallelGC a Fashion-MNIST `ptdm run --analyze` ran in
         # 99-101 s against 104-105 s, every stage a little shorter (benchmarks/README, fourth
         # round). A spark.conf of spark.driver.extraJavaOptions replaces all of these.
-        java_opts = [f"-Dderby.system.home={catalog}", "-XX:+UseParallelGC"]
+        # The class archive (class_archive.py): Spark's, Hive's and Delta's classes mapped from one
+        # file built at set-up instead of loaded from the jars: ~6 s of a cold `ptdm run`.
+        java_opts = [f"-Dderby.system.home={catalog}", "-XX:+UseParallelGC", *class_archive.java_options(jars_dir())]
         log_conf = conf_dir() / "log4j2.properties"
         if log_conf.is_file():
             java_opts.append(f"-Dlog4j2.configurationFile={log_conf.as_uri()}")
