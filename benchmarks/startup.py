@@ -8,7 +8,9 @@ Delta table. Variants, each adding one thing to the one before:
 
 * ``plain``: local[2], in-memory catalog, no Delta jars;
 * ``delta``: + Delta's jars, SQL extension and catalog (in-memory catalog);
-* ``hive``: + the Hive catalog on embedded Derby = what ``ptdm`` starts (``get_session``).
+* ``hive``: + the Hive catalog on embedded Derby = what ``ptdm`` starts (``get_session``);
+* ``hive, no archive``: the same without the driver's class archive (``ptdm_spark/class_archive.py``;
+  the variants above map it when set-up built it).
 
 Prints the median of ``--repeat`` processes per variant and each variant's total against
 ``plain`` (the baseline measured in the same invocation).
@@ -29,7 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ("plain", "delta", "hive")
+VARIANTS = ("plain", "delta", "hive", "hive, no archive")
 STEPS = ("import pyspark", "session (JVM, SparkContext)", "first SQL (SELECT 1)", "SQL function",
          "first catalog call (SHOW TABLES)", "first Delta read + count")
 
@@ -53,11 +55,13 @@ def _child(variant: str, work: str) -> dict[str, float]:
 
     lap("import pyspark")
     cfg = load_config(overrides=[f"lakehouse.root={work}/lakehouse", "spark.progress=off", "spark.log_level=ERROR"])
-    if variant == "hive":
+    if variant.startswith("hive"):
         # get_session also creates ptdm's SQL function; time it on its own as for the others.
         import ptdm_spark.session as s
 
         s.SQL_FUNCTIONS = ()
+        if variant.endswith("no archive"):
+            s.class_archive.java_options = lambda folder: []
         spark = get_session(cfg.spark, cfg.lakehouse)
     else:
         props = spark_properties(cfg.spark, cfg.lakehouse)

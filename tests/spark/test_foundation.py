@@ -202,3 +202,27 @@ def test_runs_rows_are_written_without_a_spark_job_and_spark_reads_them(spark, c
     got = {x.run_id: x for x in spark.read.format("delta").load(old_path).collect()}
     assert got[newer.run_id].counts == {"images": 2} and got[old.run_id].counts is None
     assert got[newer.run_id].status == "succeeded" and len(got) == 2
+
+
+def test_the_driver_maps_the_class_archive_set_up_built(spark):
+    """scripts/setup.sh builds the driver's class archive; the session's JVM was started with it,
+    and a JVM on the session's own classpath loads Spark's classes from it (the JVM ignores an
+    archive that does not match its classpath, silently: only its class-loading log tells)."""
+    import glob
+
+    from ptdm_spark import class_archive, jars
+
+    archive = jars.find()[0] / class_archive.ARCHIVE
+    assert archive.is_file(), f"no {archive}: scripts/setup.sh (or ptdm setup) builds it"
+    jvm = spark.sparkContext._jvm
+    args = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert f"-XX:SharedArchiveFile={archive}" in args
+    classpath = jvm.java.lang.System.getProperty("java.class.path")
+    java = os.path.join(jvm.java.lang.System.getProperty("java.home"), "bin", "java")
+    assert glob.glob(classpath.split(":")[-1])  # the session's pyspark jars
+    out = subprocess.run([java, f"-XX:SharedArchiveFile={archive}", "-Xlog:class+load=info", "-cp", classpath,
+                          "org.apache.spark.deploy.SparkSubmit", "--version"],
+                         capture_output=True, text=True, timeout=120).stdout
+    line = next((ln for ln in out.splitlines() if ln.rstrip().split(" source:")[0].endswith(
+        " org.apache.spark.deploy.SparkSubmit")), "")
+    assert "source: shared objects file (top)" in line, line or out[-2000:]

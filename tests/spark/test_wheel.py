@@ -77,6 +77,7 @@ def test_installed_wheel_runs_from_any_folder(installed, tmp_path):
     setup = _run([bindir / "ptdm", "setup"], tmp_path, env).stdout
     cache = Path(env["XDG_CACHE_HOME"]) / "ptdm-spark" / "jars" / "spark4.2-delta4.4.0"
     assert f"jars in {cache}" in setup and (cache / "delta-spark_4.2_2.13-4.4.0.jar").is_file()
+    assert (cache / "ptdm-driver.jsa").is_file(), setup  # the driver's class archive, from a short run
     assert "nothing to do" in _run([bindir / "ptdm", "setup"], tmp_path, env).stdout
 
     images = tmp_path / "photos"

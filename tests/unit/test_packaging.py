@@ -116,3 +116,22 @@ def test_jar_lookup_order_and_the_hint_when_missing(tmp_path, monkeypatch):
     # A folder with the Delta jar (here: the checkout's) is taken as it is.
     monkeypatch.setenv("PTDM_JARS_DIR", str(ROOT / ".jars"))
     assert any(Path(j).name == "delta-spark_4.2_2.13-4.4.0.jar" for j in jars.find()[1])
+
+
+def test_the_driver_class_archive_option(tmp_path, monkeypatch):
+    """The driver JVM maps the class archive when set-up built one beside the jars, writes it when
+    ``class_archive.build`` runs the process, and is started without either otherwise."""
+    from ptdm_spark import class_archive
+
+    monkeypatch.delenv(class_archive.DUMP_ENV, raising=False)
+    assert class_archive.java_options(tmp_path) == []
+    (tmp_path / class_archive.ARCHIVE).write_bytes(b"x")
+    assert class_archive.java_options(tmp_path) == [f"-XX:SharedArchiveFile={tmp_path / class_archive.ARCHIVE}"]
+    assert not class_archive.up_to_date(tmp_path)  # no stamp: set-up builds it again
+    monkeypatch.setenv(class_archive.DUMP_ENV, str(tmp_path / "new.jsa"))
+    assert class_archive.java_options(tmp_path) == [f"-XX:ArchiveClassesAtExit={tmp_path / 'new.jsa'}"]
+    monkeypatch.delenv(class_archive.DUMP_ENV)
+    monkeypatch.setenv("PTDM_JARS_DIR", str(tmp_path))
+    cfg = load_config(overrides=[f"lakehouse.root={tmp_path / 'lh'}"])
+    opts = spark_properties(cfg.spark, cfg.lakehouse)["spark.driver.extraJavaOptions"].split()
+    assert f"-XX:SharedArchiveFile={tmp_path / class_archive.ARCHIVE}" in opts and "-XX:+UseParallelGC" in opts
