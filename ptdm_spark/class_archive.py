@@ -1,7 +1,8 @@
 """The driver JVM's class archive (Java's class-data sharing): the classes a ``ptdm`` command
 loads — Spark, Hive, Delta's, the code Spark generates stubs for — parsed and verified once, at
 set-up, and mapped from one file by every later driver JVM instead of being loaded from the jars
-again. A cold ``ptdm run`` of 20 images: 57.7 → 51.9 s (benchmarks/README, "Round 2, part 3").
+again. A session to its first Delta read: 15.2 → 10.7 s; a cold ``ptdm run`` of 20 images: 60.5 →
+53.9 s (benchmarks/README, round 2, part 3).
 
 Built by ``scripts/setup.sh`` and ``ptdm setup`` (:func:`build`): one small ``ptdm run --analyze``
 in a child process whose JVM writes the archive when it exits (``-XX:ArchiveClassesAtExit``).

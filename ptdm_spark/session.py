@@ -108,7 +108,7 @@ def spark_properties(spark_cfg: SparkConfig, lakehouse: LakehouseConfig, *, unde
         # 99-101 s against 104-105 s, every stage a little shorter (benchmarks/README, fourth
         # round). A spark.conf of spark.driver.extraJavaOptions replaces all of these.
         # The class archive (class_archive.py): Spark's, Hive's and Delta's classes mapped from one
-        # file built at set-up instead of loaded from the jars: ~6 s of a cold `ptdm run`.
+        # file built at set-up instead of loaded from the jars: ~5 s of every cold command.
         java_opts = [f"-Dderby.system.home={catalog}", "-XX:+UseParallelGC", *class_archive.java_options(jars_dir())]
         log_conf = conf_dir() / "log4j2.properties"
         if log_conf.is_file():

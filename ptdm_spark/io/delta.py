@@ -256,13 +256,15 @@ def write_rows_natively(path: str, rows: Sequence[Mapping], schema, meta: Mappin
     Delta table at ``path`` with deltalake (Rust, in this process): appended, or replacing the rows
     that match ``replace_where`` in one commit. The commit carries ``meta`` as its userMetadata,
     as :func:`commit_metadata` stamps Spark's commits. ~20 ms, where Spark's write is 0.5–2 s
-    warm and 5–7 s as a cold JVM's first Delta write (benchmarks/README, "The runs ledger").
+    warm and 5–7 s as a cold JVM's first Delta write (benchmarks/README, round 2, part 3).
 
-    Returns False, having committed nothing, when the caller must write with Spark instead: a
-    non-local path, or anything deltalake refuses (a schema that differs from the table's, as when
-    an older ptdm made the table: Spark merges it; a table feature it cannot write; a concurrent
-    commit it could not resolve). A new table is created with every column nullable, as Spark
-    creates one."""
+    Returns False when the caller must write with Spark instead: a non-local path, or anything
+    deltalake refuses before committing (a schema that differs from the table's, as when an older
+    ptdm made the table: Spark merges it; a table feature it cannot write; a concurrent commit it
+    could not resolve). Should deltalake fail after its commit (in its post-commit checkpoint), the
+    Spark write repeats the rows: write only rows a repeat does not harm (the runs ledger's final
+    row replaces every row of its run id). A new table is created with every column nullable, as
+    Spark creates one."""
     local = local_table_path(path)
     if local is None:
         return False
