@@ -18,8 +18,7 @@ from ptdm_spark.imaging import reasons
 from ptdm_spark.imaging.pipeline import FIELDS, Params, process_image
 from ptdm_spark.io import archives, arrays
 
-OBJECT_COLUMNS = ("source_uri", "source_format", "content", "size_bytes", "label", "rel_path",
-                  "source_modified_at", "error_reason", "error_detail")
+OBJECT_COLUMNS = archives.OBJECT_COLUMNS
 
 MapFn = Callable[[Iterable[pd.DataFrame]], Iterator[pd.DataFrame]]
 

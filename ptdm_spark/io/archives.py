@@ -28,12 +28,15 @@ def member_kind(name: str, extensions: tuple[str, ...]) -> bool:
     return ext in {e.lower() for e in extensions}
 
 
+# The columns of a source object record, in ``schemas.OBJECTS``' order (tests/unit/test_declarations.py
+# pins the two together): what every reader on the workers yields.
+OBJECT_COLUMNS = ("source_uri", "source_format", "content", "size_bytes", "label", "rel_path",
+                  "source_modified_at", "error_reason", "error_detail")
+
+
 def _record(uri: str, fmt: str, **kw: Any) -> dict[str, Any]:
-    rec = {
-        "source_uri": uri, "source_format": fmt, "content": None, "size_bytes": None, "label": None,
-        "rel_path": None, "source_modified_at": None, "error_reason": None, "error_detail": None,
-    }
-    rec.update(kw)
+    rec: dict[str, Any] = dict.fromkeys(OBJECT_COLUMNS)
+    rec.update(source_uri=uri, source_format=fmt, **kw)
     return rec
 
 

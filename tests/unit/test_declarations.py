@@ -35,6 +35,17 @@ def test_every_passthrough_column_is_kept_by_pending():
     assert not missing, missing
 
 
+def test_object_columns_are_the_objects_schema():
+    """The source-object records the workers yield (archives, arrays, loose files) have the
+    columns of ``schemas.OBJECTS``, in its order."""
+    from ptdm_spark import schemas, udfs
+    from ptdm_spark.io import archives
+
+    assert archives.OBJECT_COLUMNS == tuple(f.name for f in schemas.OBJECTS.fields)
+    assert udfs.OBJECT_COLUMNS is archives.OBJECT_COLUMNS
+    assert tuple(archives._record("u", "tar", size_bytes=3)) == archives.OBJECT_COLUMNS
+
+
 def test_stage_dispatch_names_match():
     """The CLI's stage names and the stages callable by name: every stage after ingest."""
     from ptdm_spark import stages
