@@ -49,15 +49,25 @@ def main(argv: list[str] | None = None) -> int:
 
         def binary(max_bytes: str, open_cost: str):
             def go():
+                def run():  # the settings hold while the write plans and runs its scan
+                    spark.conf.set("spark.sql.files.maxPartitionBytes", max_bytes)
+                    spark.conf.set("spark.sql.files.openCostInBytes", open_cost)
+                    try:
+                        df.write.format("noop").mode("overwrite").save()
+                    finally:
+                        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+                        spark.conf.unset("spark.sql.files.openCostInBytes")
+
                 spark.conf.set("spark.sql.files.maxPartitionBytes", max_bytes)
                 spark.conf.set("spark.sql.files.openCostInBytes", open_cost)
                 try:
                     df = (spark.read.format("binaryFile").option("recursiveFileLookup", "true")
                           .load(str(a.folder.resolve())).select("path", "content"))
-                    return df.rdd.getNumPartitions(), lambda: df.write.format("noop").mode("overwrite").save()
+                    tasks = df.rdd.getNumPartitions()
                 finally:
                     spark.conf.unset("spark.sql.files.maxPartitionBytes")
                     spark.conf.unset("spark.sql.files.openCostInBytes")
+                return tasks, run
             return go
 
         def ptdm():

@@ -41,14 +41,21 @@ def java_options(folder: Path) -> list[str]:
 
 
 def _digest(folder: Path) -> str:
-    java = shutil.which("java") or "java"
+    """What the archive depends on: the JVM Spark launches (``$JAVA_HOME/bin/java``, else ``java``)
+    and its version, and the jars of the classpath as the JVM checks them (pyspark's, where they
+    are, their sizes and times) and ptdm's Delta jars."""
+    import pyspark
+
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else (shutil.which("java") or "java")
     try:
         version = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60).stderr
     except (OSError, subprocess.SubprocessError):
         version = "?"
-    h = hashlib.sha256(version.encode() + md.version("pyspark").encode())
-    for jar in sorted(folder.glob("*.jar")):
-        h.update(jar.name.encode() + str(jar.stat().st_size).encode())
+    h = hashlib.sha256(f"{java}\n{version}\n{md.version('pyspark')}".encode())
+    for jar in [*sorted((Path(pyspark.__file__).parent / "jars").glob("*.jar")), *sorted(folder.glob("*.jar"))]:
+        st = jar.stat()
+        h.update(f"{jar}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
@@ -68,23 +75,25 @@ def build(folder: Path, *, log=print) -> Path | None:
     log(f"setup: building the driver's class archive ({ARCHIVE}: a short ptdm run whose JVM keeps the classes it "
         "loaded; about a minute and a half)")
     part = folder / (ARCHIVE + ".part")
-    part.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory(prefix="ptdm-class-archive-") as tmp:
-        images = Path(tmp) / "images"
-        _warm_up_images(images)
-        env = {**os.environ, DUMP_ENV: str(part), "PTDM_JARS_DIR": str(folder)}
-        proc = subprocess.run(
-            [sys.executable, "-m", "ptdm_spark.cli", "run", str(images), "--dataset", "warmup", "--analyze",
-             "--set", f"lakehouse.root={Path(tmp) / 'lakehouse'}", "--set", "spark.progress=off",
-             "--set", "spark.log_level=ERROR"],
-            env=env, capture_output=True, text=True)
-    if proc.returncode != 0 or not part.is_file():
-        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+    try:
+        part.unlink(missing_ok=True)
+        with tempfile.TemporaryDirectory(prefix="ptdm-class-archive-") as tmp:
+            images = Path(tmp) / "images"
+            _warm_up_images(images)
+            env = {**os.environ, DUMP_ENV: str(part), "PTDM_JARS_DIR": str(folder)}
+            proc = subprocess.run(
+                [sys.executable, "-m", "ptdm_spark.cli", "run", str(images), "--dataset", "warmup", "--analyze",
+                 "--set", f"lakehouse.root={Path(tmp) / 'lakehouse'}", "--set", "spark.progress=off",
+                 "--set", "spark.log_level=ERROR"],
+                env=env, capture_output=True, text=True, timeout=1800)
+        if proc.returncode != 0 or not part.is_file():
+            raise RuntimeError((proc.stderr.strip().splitlines() or ["(no output)"])[-1][:300])
+        part.replace(archive)
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong, ptdm works without the archive
         log(f"setup: warning: the driver's class archive was not built (ptdm starts without it, a few seconds "
-            f"slower): {tail[:300]}")
+            f"slower): {type(exc).__name__}: {exc}")
         part.unlink(missing_ok=True)
         return None
-    part.replace(archive)
     (folder / STAMP).write_text(_digest(folder) + "\n")
     log(f"setup: built {archive} ({archive.stat().st_size / 1e6:.0f} MB)")
     return archive

@@ -248,14 +248,21 @@ def build_crypto(dest: Path, *, log=print) -> Path:
     return jar
 
 
+def setup(dest: Path, fetch_jars: bool = True) -> None:
+    """Everything ptdm keeps beside the Delta jars, in order: the jars (Maven), ``ptdm-crypto.jar``,
+    the driver's class archive (:mod:`ptdm_spark.class_archive`, made by a run that needs the
+    other two). Each step does nothing when up to date. ``scripts/setup.sh`` and ``ptdm setup``."""
+    from ptdm_spark import class_archive
+
+    if fetch_jars:
+        fetch(dest)
+    build_crypto(dest)
+    class_archive.build(dest)
+
+
 if __name__ == "__main__":  # scripts/setup.sh: python -m ptdm_spark.jars DEST
     try:
-        target = Path(sys.argv[1]) if len(sys.argv) > 1 else cache_dir()
-        fetch(target)
-        build_crypto(target)
-        from ptdm_spark import class_archive
-
-        class_archive.build(target)
+        setup(Path(sys.argv[1]) if len(sys.argv) > 1 else cache_dir())
     except UsageError as exc:
         print(f"setup: {exc}", file=sys.stderr)
         sys.exit(2)

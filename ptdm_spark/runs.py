@@ -90,13 +90,18 @@ class Run:
         self._write(spark, "running", None)
         delta.register(spark, self.dataset, "runs", path)
 
+    def _natively(self, path: str) -> str | None:
+        """The local path of ``runs`` when deltalake may read and write it (a local, unencrypted
+        lakehouse: deltalake cannot open encrypted Parquet files), else None: Spark does."""
+        return delta.local_table_path(path) if self.config.security.encryption.mode == "none" else None
+
     def _running(self, spark: "SparkSession", path: str) -> list[tuple[str, str, int | None]]:
         """(run_id, host, pid) of the rows of ``runs`` still ``running``. A local, unencrypted
         lakehouse is read with deltalake (the log and one column filter in Rust, no Spark job:
         this runs at the start of every command, on a cold JVM); otherwise, or when deltalake
         cannot read the table, with Spark."""
-        local = delta.local_table_path(path)
-        if local is not None and self.config.security.encryption.mode == "none":
+        local = self._natively(path)
+        if local is not None:
             try:
                 import pyarrow.compute as pc
                 from deltalake import DeltaTable
@@ -126,7 +131,7 @@ class Run:
 
         path = self.table_path("runs")
         where = f"run_id = '{self.run_id}'" if replace else None
-        if self.config.security.encryption.mode == "none" and delta.write_rows_natively(
+        if self._natively(path) is not None and delta.write_rows_natively(
                 path, [self._values(status, finished_at)], schemas.RUNS, self.commit_meta, where):
             return
         with delta.commit_metadata(spark, self.commit_meta):

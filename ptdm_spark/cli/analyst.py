@@ -189,13 +189,9 @@ def _cmd_setup(args: argparse.Namespace, cfg: Config, argv: list[str]) -> int:
                   f"found in {found}; nothing to do")
             return 0
         if have:  # the encryption classes (security.encryption) and the class archive beside them
-            jars.build_crypto(found)
-            class_archive.build(found)
+            jars.setup(found, fetch_jars=False)
             return 0
-    dest = Path(args.dir).expanduser() if args.dir else jars.cache_dir()
-    jars.fetch(dest)
-    jars.build_crypto(dest)
-    class_archive.build(dest)
+    jars.setup(Path(args.dir).expanduser() if args.dir else jars.cache_dir())
     return 0
 
 

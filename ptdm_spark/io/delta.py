@@ -71,11 +71,16 @@ def _log_versions(spark: "SparkSession", path: str) -> list[int]:
 
 
 def local_table_path(path: str) -> str | None:
-    """The local file path of ``path`` (a plain path or ``file:`` URI), None for other schemes."""
+    """The local file path of the table ``path`` (a plain path or ``file:`` URI), None for other
+    schemes. Table URIs are made by ``LakehouseConfig.root_uri`` (``Path.as_uri``: a space is
+    ``%20``), so a ``file:`` URI is percent-decoded, as Hadoop decodes it: a lakehouse under
+    ``My Data`` is one folder for Spark, deltalake and this module."""
+    from urllib.parse import unquote
+
     from ptdm_spark.io import listing
 
     if listing.is_local(path):
-        return listing.local_path(path)
+        return unquote(listing.local_path(path))
     return None if "://" in path else path
 
 
@@ -124,7 +129,12 @@ def session_conf(spark: "SparkSession", settings: Mapping[str, str]) -> Iterator
 
 def commit_metadata(spark: "SparkSession", meta: Mapping[str, str]) -> contextlib.AbstractContextManager[None]:
     """Stamp every Delta commit made inside the block with ``meta`` (as JSON userMetadata)."""
-    return session_conf(spark, {_USER_METADATA: json.dumps(dict(meta), sort_keys=True)})
+    return session_conf(spark, {_USER_METADATA: _stamp(meta)})
+
+
+def _stamp(meta: Mapping[str, str]) -> str:
+    """A commit's userMetadata: ``meta`` as JSON (Spark's commits and deltalake's alike)."""
+    return json.dumps(dict(meta), sort_keys=True)
 
 
 def merge_into(
@@ -259,15 +269,16 @@ def write_rows_natively(path: str, rows: Sequence[Mapping], schema, meta: Mappin
     warm and 5–7 s as a cold JVM's first Delta write (benchmarks/README, round 2, part 3).
 
     Returns False when the caller must write with Spark instead: a non-local path, or anything
-    deltalake refuses before committing (a schema that differs from the table's, as when an older
-    ptdm made the table: Spark merges it; a table feature it cannot write; a concurrent commit it
-    could not resolve). Should deltalake fail after its commit (in its post-commit checkpoint), the
-    Spark write repeats the rows: write only rows a repeat does not harm (the runs ledger's final
-    row replaces every row of its run id). A new table is created with every column nullable, as
-    Spark creates one."""
+    deltalake refuses (a schema that differs from the table's, as when an older ptdm made the
+    table: Spark merges it; a table feature it cannot write; a concurrent commit it could not
+    resolve), said in one line on stderr. An error raised after deltalake's commit landed (its
+    post-commit checkpoint, say) is not a refusal: a commit newer than the table's version before
+    the write, stamped with ``meta``, means written. A new table is created with every column
+    nullable, as Spark creates one."""
     local = local_table_path(path)
     if local is None:
         return False
+    before = _log_versions(None, path)  # local: no Spark needed
     try:
         import pyarrow as pa
         from deltalake import CommitProperties, write_deltalake
@@ -279,13 +290,18 @@ def write_rows_natively(path: str, rows: Sequence[Mapping], schema, meta: Mappin
         data = pa.Table.from_pylist(
             [{**r, **{m: None if r.get(m) is None else list(r[m].items()) for m in maps}} for r in rows],
             schema=to_arrow_schema(nullable, timezone="UTC"))
-        stamp = CommitProperties(custom_metadata={"userMetadata": json.dumps(dict(meta), sort_keys=True)})
+        stamp = CommitProperties(custom_metadata={"userMetadata": _stamp(meta)})
         if replace_where is None:
             write_deltalake(local, data, mode="append", commit_properties=stamp)
         else:
             write_deltalake(local, data, mode="overwrite", predicate=replace_where, commit_properties=stamp)
         return True
-    except Exception:  # noqa: BLE001 - deltalake's errors have no common base; Spark writes instead
+    except Exception as exc:  # noqa: BLE001 - deltalake's errors have no common base
+        newer = [v for v in _log_versions(None, path) if not before or v > before[-1]]
+        if any(_commit_info(None, path, v).get("userMetadata") == _stamp(meta) for v in newer):
+            return True  # committed; what failed came after
+        print(f"[delta] {path}: written with Spark instead of deltalake ({type(exc).__name__}: "
+              f"{str(exc).splitlines()[0][:160] if str(exc) else ''})", file=sys.stderr, flush=True)
         return False
 
 

@@ -145,7 +145,8 @@ def test_runs_rows_are_written_without_a_spark_job_and_spark_reads_them(spark, c
     lakehouse deltalake writes both: no Spark job runs for them, Spark reads the table it created
     (one row per run, the final status, the maps and timestamps as written), the commits carry the
     run id as Spark's would, and Spark can append to it. A table made by an older ptdm (a column
-    fewer) is written by Spark instead, which adds the column."""
+    fewer) is written by Spark instead, which adds the column; a table Spark made is written by
+    deltalake."""
     import datetime as dt
 
     from delta.tables import DeltaTable
@@ -179,8 +180,11 @@ def test_runs_rows_are_written_without_a_spark_job_and_spark_reads_them(spark, c
     r = rows[first.run_id]
     assert (r.status, r.job, r.pid, r.args) == ("succeeded", "ingest", os.getpid(), "ingest x")
     assert r.counts == {"images": 7} and r.output_versions == {"raw_images": 3} and r.input_versions == {}
-    # Spark returns timestamps as naive datetimes in this process's local time
-    assert before - dt.timedelta(seconds=1) <= r.started_at <= r.finished_at <= dt.datetime.now()
+    # the instants as written, to the microsecond (not shifted by a time zone)
+    micros = spark.read.format("delta").load(path).filter(f"run_id = '{first.run_id}'").selectExpr(
+        "unix_micros(started_at) AS s", "unix_micros(finished_at) AS f").first()
+    assert micros.s == round(first.started_at.timestamp() * 1e6)
+    assert before.timestamp() * 1e6 - 1e6 <= micros.s <= micros.f <= dt.datetime.now().timestamp() * 1e6
     hist = DeltaTable.forPath(spark, path).history().orderBy("version").collect()
     assert [json.loads(h.userMetadata)["run_id"] for h in hist] == [first.run_id] * 2 + [then.run_id] * 2
     # Spark appends to the table deltalake made (what hdfs:// and encrypted lakehouses do)
@@ -189,6 +193,18 @@ def test_runs_rows_are_written_without_a_spark_job_and_spark_reads_them(spark, c
         delta.append(spark, second._row(spark, "running", None), path)
     assert sorted(x.status for x in spark.read.format("delta").load(path).collect()) == ["failed", "running",
                                                                                           "succeeded"]
+
+    # a runs table Spark made (every lakehouse written before this ledger change): deltalake writes
+    # into it, no Spark job
+    made = Run(job="ingest", dataset="runs_spark_made", config=cfg)
+    made_path = made.table_path("runs")
+    with delta.commit_metadata(spark, made.commit_meta):
+        delta.append(spark, made._row(spark, "succeeded", dt.datetime.now(dt.timezone.utc)), made_path)
+    delta.register(spark, "runs_spark_made", "runs", made_path)
+    later = Run(job="curate", dataset="runs_spark_made", config=cfg)
+    assert spark_jobs(lambda: (later.begin(spark), later.record(spark, "succeeded"))) == []
+    assert sorted((x.run_id, x.status) for x in spark.read.format("delta").load(made_path).collect()) == sorted(
+        [(made.run_id, "succeeded"), (later.run_id, "succeeded")])
 
     # an older ptdm's runs table, without the counts column: deltalake refuses, Spark merges it
     old = Run(job="ingest", dataset="runs_older", config=cfg)
@@ -205,8 +221,8 @@ def test_runs_rows_are_written_without_a_spark_job_and_spark_reads_them(spark, c
 
 
 def test_the_driver_maps_the_class_archive_set_up_built(spark):
-    """scripts/setup.sh builds the driver's class archive; the session's JVM was started with it,
-    and a JVM on the session's own classpath loads Spark's classes from it (the JVM ignores an
+    """scripts/setup.sh builds the driver's class archive; the session's JVM was started with it and
+    has it mapped, and a JVM on the session's own classpath loads Spark's classes from it (the JVM ignores an
     archive that does not match its classpath, silently: only its class-loading log tells)."""
     import glob
 
@@ -217,6 +233,9 @@ def test_the_driver_maps_the_class_archive_set_up_built(spark):
     jvm = spark.sparkContext._jvm
     args = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
     assert f"-XX:SharedArchiveFile={archive}" in args
+    pid = jvm.java.lang.ProcessHandle.current().pid()
+    with open(f"/proc/{pid}/maps") as fh:  # the session's JVM has the archive mapped
+        assert str(archive) in fh.read()
     classpath = jvm.java.lang.System.getProperty("java.class.path")
     java = os.path.join(jvm.java.lang.System.getProperty("java.home"), "bin", "java")
     assert glob.glob(classpath.split(":")[-1])  # the session's pyspark jars
@@ -226,3 +245,26 @@ def test_the_driver_maps_the_class_archive_set_up_built(spark):
     line = next((ln for ln in out.splitlines() if ln.rstrip().split(" source:")[0].endswith(
         " org.apache.spark.deploy.SparkSubmit")), "")
     assert "source: shared objects file (top)" in line, line or out[-2000:]
+
+
+def test_a_lakehouse_under_a_folder_with_a_space(tmp_path):
+    """Real folders have spaces: a lakehouse under ``My Data`` starts (the catalog's folder is a
+    quoted JVM option), and the tables and the runs ledger land in that folder, written by Spark
+    and by deltalake alike, with no second folder named with ``%20``."""
+    from deltalake import DeltaTable
+
+    from tests.imagefiles import encode, photo
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    for i in range(2):
+        (src / f"p{i}.png").write_bytes(encode(photo(i)))
+    root = tmp_path / "My Data" / "lakehouse"
+    proc = run_cli("ingest", str(src), "--dataset", "spaced", "--set", f"lakehouse.root={root}",
+                   "--set", "spark.progress=off")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["My Data", "photos"]
+    runs = DeltaTable(str(root / "spaced" / "runs")).to_pyarrow_table().to_pylist()
+    assert [(r["job"], r["status"]) for r in runs] == [("ingest", "succeeded")]
+    assert DeltaTable(str(root / "spaced" / "raw_images")).to_pyarrow_table().num_rows == 2
+    assert "written with Spark instead" not in proc.stderr  # the ledger took deltalake's path

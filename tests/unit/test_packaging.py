@@ -135,3 +135,13 @@ def test_the_driver_class_archive_option(tmp_path, monkeypatch):
     cfg = load_config(overrides=[f"lakehouse.root={tmp_path / 'lh'}"])
     opts = spark_properties(cfg.spark, cfg.lakehouse)["spark.driver.extraJavaOptions"].split()
     assert f"-XX:SharedArchiveFile={tmp_path / class_archive.ARCHIVE}" in opts and "-XX:+UseParallelGC" in opts
+
+
+def test_jvm_options_with_a_space_are_quoted(tmp_path):
+    """Spark splits the driver's JVM options on whitespace unless quoted: a catalog folder under
+    ``My Data`` stays one option."""
+    import shlex
+
+    cfg = load_config(overrides=[f"lakehouse.root={tmp_path / 'My Data' / 'lh'}"])
+    opts = shlex.split(spark_properties(cfg.spark, cfg.lakehouse)["spark.driver.extraJavaOptions"])
+    assert f"-Dderby.system.home={tmp_path / 'My Data' / 'lh' / '_catalog'}" in opts
