@@ -48,9 +48,11 @@ class LakehouseConfig:
 
     @property
     def root_uri(self) -> str:
-        """The root as a URI Spark and Delta accept (absolute ``file:`` for local paths)."""
+        """The root as a URI Spark and Delta accept (absolute ``file:`` for local paths). Not
+        percent-encoded: Hadoop takes the path of a ``file:`` string as it is, so ``Path.as_uri``'s
+        ``My%20Data`` would be a folder of that name beside the ``My Data`` the catalog is in."""
         if self.is_local:
-            return Path(self.root.removeprefix("file:")).expanduser().resolve().as_uri()
+            return "file://" + str(Path(self.root.removeprefix("file:")).expanduser().resolve())
         return self.root
 
     @property

@@ -79,7 +79,7 @@ def spark_properties(spark_cfg: SparkConfig, lakehouse: LakehouseConfig, *, unde
         "spark.sql.extensions": DELTA_EXTENSION,
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
         "spark.sql.catalogImplementation": "hive",
-        "spark.sql.warehouse.dir": (catalog / "warehouse").as_uri(),
+        "spark.sql.warehouse.dir": f"file://{catalog / 'warehouse'}",  # not as_uri: see LakehouseConfig.root_uri
         **metastore_properties(catalog, metastore),
         # Hive's session makes a downloaded-resources folder per session, by default
         # <java.io.tmpdir>/<session uuid>_resources, and never removes it: one empty folder left in

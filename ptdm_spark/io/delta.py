@@ -71,16 +71,12 @@ def _log_versions(spark: "SparkSession", path: str) -> list[int]:
 
 
 def local_table_path(path: str) -> str | None:
-    """The local file path of the table ``path`` (a plain path or ``file:`` URI), None for other
-    schemes. Table URIs are made by ``LakehouseConfig.root_uri`` (``Path.as_uri``: a space is
-    ``%20``), so a ``file:`` URI is percent-decoded, as Hadoop decodes it: a lakehouse under
-    ``My Data`` is one folder for Spark, deltalake and this module."""
-    from urllib.parse import unquote
-
+    """The local file path of the table ``path`` (a plain path or ``file:`` URI, not
+    percent-encoded: see ``LakehouseConfig.root_uri``), None for other schemes."""
     from ptdm_spark.io import listing
 
     if listing.is_local(path):
-        return unquote(listing.local_path(path))
+        return listing.local_path(path)
     return None if "://" in path else path
 
 
