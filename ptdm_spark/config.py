@@ -30,6 +30,13 @@ PROFILES = ("local", "cluster")
 PROGRESS = ("ptdm", "spark", "off")  # spark.progress: ptdm's lines, Spark's console bars, nothing
 
 
+def file_uri(path: Path) -> str:
+    """``file://`` + the absolute ``path``, not percent-encoded: Hadoop takes the path of a
+    ``file:`` string as it is, so ``Path.as_uri``'s ``My%20Data`` would be a folder of that name
+    beside the ``My Data`` a plain path names."""
+    return "file://" + str(Path(path).absolute())
+
+
 @dataclass(frozen=True)
 class LakehouseConfig:
     root: str
@@ -48,11 +55,9 @@ class LakehouseConfig:
 
     @property
     def root_uri(self) -> str:
-        """The root as a URI Spark and Delta accept (absolute ``file:`` for local paths). Not
-        percent-encoded: Hadoop takes the path of a ``file:`` string as it is, so ``Path.as_uri``'s
-        ``My%20Data`` would be a folder of that name beside the ``My Data`` the catalog is in."""
+        """The root as a URI Spark and Delta accept (:func:`file_uri` for local paths)."""
         if self.is_local:
-            return "file://" + str(Path(self.root.removeprefix("file:")).expanduser().resolve())
+            return file_uri(Path(self.root.removeprefix("file:")).expanduser().resolve())
         return self.root
 
     @property

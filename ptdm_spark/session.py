@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ptdm_spark import class_archive, jars
-from ptdm_spark.config import EncryptionConfig, LakehouseConfig, SparkConfig, conf_dir
+from ptdm_spark.config import EncryptionConfig, LakehouseConfig, SparkConfig, conf_dir, file_uri
 from ptdm_spark.errors import UsageError
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def spark_properties(spark_cfg: SparkConfig, lakehouse: LakehouseConfig, *, unde
         "spark.sql.extensions": DELTA_EXTENSION,
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
         "spark.sql.catalogImplementation": "hive",
-        "spark.sql.warehouse.dir": f"file://{catalog / 'warehouse'}",  # not as_uri: see LakehouseConfig.root_uri
+        "spark.sql.warehouse.dir": file_uri(catalog / "warehouse"),
         **metastore_properties(catalog, metastore),
         # Hive's session makes a downloaded-resources folder per session, by default
         # <java.io.tmpdir>/<session uuid>_resources, and never removes it: one empty folder left in

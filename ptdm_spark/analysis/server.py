@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ptdm_spark.config import Config
+from ptdm_spark.config import Config, file_uri
 from ptdm_spark.errors import UsageError
 from ptdm_spark.session import (
     catalog_holder,
@@ -232,7 +232,7 @@ def _metastore_command(cfg: Config) -> list[str]:
         "javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={catalog / 'metastore_db'};create=true",
         "datanucleus.schema.autoCreateAll": "true",
         "hive.metastore.schema.verification": "false",
-        "hive.metastore.warehouse.dir": f"file://{catalog / 'warehouse'}",  # not as_uri: LakehouseConfig.root_uri
+        "hive.metastore.warehouse.dir": file_uri(catalog / "warehouse"),
         "hive.downloaded.resources.dir": str(catalog / "resources"),
     }
     cmd = [_java(), f"-Xmx{sc.metastore_memory}", f"-Dderby.system.home={catalog}", *_log4j(),
@@ -295,11 +295,12 @@ def _warm_up(url: str, state_dir: Path) -> None:
     snapshot, a count, a plan, a history -- on a scratch table of the endpoint's own."""
     from pyspark.sql import SparkSession
 
-    scratch = "delta.`" + f"file://{state_dir / 'warm-up'}" + "`"
+    table = file_uri(state_dir / "warm-up")
+    scratch = f"delta.`{table}`"
     spark = SparkSession.builder.remote(url).getOrCreate()
     try:
         spark.sql("SHOW DATABASES").collect()
-        spark.range(3).write.format("delta").mode("overwrite").save(f"file://{state_dir / 'warm-up'}")
+        spark.range(3).write.format("delta").mode("overwrite").save(table)
         spark.sql(f"EXPLAIN EXTENDED SELECT count(*) FROM {scratch}").collect()
         spark.sql(f"SELECT count(*) FROM {scratch}").collect()
         spark.sql(f"DESCRIBE HISTORY {scratch} LIMIT 1").collect()
