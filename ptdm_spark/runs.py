@@ -90,9 +90,10 @@ class Run:
         self._write(spark, "running", None)
         delta.register(spark, self.dataset, "runs", path)
 
-    def _natively(self, path: str) -> str | None:
-        """The local path of ``runs`` when deltalake may read and write it (a local, unencrypted
-        lakehouse: deltalake cannot open encrypted Parquet files), else None: Spark does."""
+    def native_path(self, path: str) -> str | None:
+        """The local path of a table of this run's lakehouse when deltalake may read and write it
+        (a local, unencrypted lakehouse: deltalake cannot open encrypted Parquet files), else
+        None: Spark does."""
         return delta.local_table_path(path) if self.config.security.encryption.mode == "none" else None
 
     def _running(self, spark: "SparkSession", path: str) -> list[tuple[str, str, int | None]]:
@@ -100,7 +101,7 @@ class Run:
         lakehouse is read with deltalake (the log and one column filter in Rust, no Spark job:
         this runs at the start of every command, on a cold JVM); otherwise, or when deltalake
         cannot read the table, with Spark."""
-        local = self._natively(path)
+        local = self.native_path(path)
         if local is not None:
             try:
                 import pyarrow.compute as pc
@@ -131,7 +132,7 @@ class Run:
 
         path = self.table_path("runs")
         where = f"run_id = '{self.run_id}'" if replace else None
-        if self._natively(path) is not None and delta.write_rows_natively(
+        if self.native_path(path) is not None and delta.write_rows_natively(
                 path, [self._values(status, finished_at)], schemas.RUNS, self.commit_meta, where):
             return
         with delta.commit_metadata(spark, self.commit_meta):

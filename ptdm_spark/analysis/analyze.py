@@ -22,13 +22,16 @@ from ptdm_spark.analysis import stats as s_mod
 from ptdm_spark.config import QUALITY_FLAGS, Config
 from ptdm_spark.errors import UsageError
 from ptdm_spark.io import delta
-from ptdm_spark.pipeline.job import Clock, log, read_table, replace_slice
+from ptdm_spark.pipeline.job import Clock, log, read_table, replace_rows, replace_slice
 from ptdm_spark.runs import Run
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 T = TypeVar("T")
+# Outliers up to this many rows are collected and written like the small tables (without Spark
+# where the lakehouse allows); more are written from the executors.
+NATIVE_OUTLIERS = 50_000
 
 
 @dataclass
@@ -67,14 +70,18 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
     returned (the report: drawn on this thread while the four tables are written).
 
     The tables are opened from threads at once and the columns the analysis reads marked for
-    caching (the analysed frame's query fills them); the work after that is some fifteen Spark
-    queries, as few as the measures allow (each distinct plan costs planning, code generation and
-    JIT compilation in the JVM: far more than its rows at 70,000 images): one aggregation per
-    table for the funnel, every scope's stats in one, Pearson and Spearman in one sum
-    aggregation each (the values centred on the stats' means), outliers from the stats' label
-    medians, the gallery ids in one, the scorecard's four. They are submitted to a pool of driver
-    threads at once, a step that needs another's result waiting in its own thread; the scorecard
-    is assembled from the results on this one."""
+    caching; the work after that is some fifteen Spark queries, as few as the measures allow
+    (each distinct plan costs planning, code generation and JIT compilation in the JVM: far more
+    than its rows at 70,000 images): one aggregation per table for the funnel, every scope's
+    stats in one, Pearson and Spearman in one sum aggregation each (the values centred on the
+    stats' means), outliers from the stats' label medians, the gallery ids in one, the
+    scorecard's four. They are submitted to a pool of driver threads, a step that needs another's
+    result waiting in its own thread: those that need only the tables start before the analysed
+    frame's first query (a cold JVM's first query is mostly Delta snapshots, planning and code
+    generation, with cores to spare), the rest once it is cached. The scorecard is assembled from
+    the results on this thread. The four tables are small and on the driver by then (outliers
+    when there are at most :data:`NATIVE_OUTLIERS`): a local, unencrypted lakehouse writes them
+    with deltalake, without Spark jobs (a cold JVM's first Delta writes took ~7 s)."""
     from pyspark.sql import functions as F
 
     a = cfg.analysis
@@ -101,26 +108,13 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
         leakage = read_table(spark, run, "leakage", schemas.LEAKAGE)
         curated = spark.read.format("delta").option("versionAsOf", version).load(run.table_path("curated"))
         # The columns read, cached once: the aggregates below read these, not the Delta tables
-        # again. The analysed frame is built from the cached images and raw_images (its
-        # query fills their caches) while the duplicates are counted (which fills theirs); the
-        # rejects fill at their first use. The channel sums are the ones process stored; bytes
+        # again; each fills at its first use, whichever query that is (concurrent queries wait
+        # for a partition another is caching). The channel sums are the ones process stored; bytes
         # are read only for images processed before it stored them, and for the few thumbnails.
         images, images_m = f_open["images"].result()
         raw, raw_m = f_open["raw_images"].result()
         rejects = f_open["rejects"].result()[1]
         dups = f_open["duplicates"].result()[1]
-        f_dups = pool.submit(dups.count)
-        df = s_mod.analysed(curated, images_m, raw_m).cache()
-        got = df.agg(F.count(F.lit(1)).alias("rows"), F.sum(F.col("n").isNull().cast("long")).alias("unsummed")).first()
-        n_curated = int(got["rows"])
-        if got["unsummed"]:
-            whole = s_mod.with_decoded_sums(df, curated).cache()
-            whole.count()
-            df.unpersist()
-            df = whole
-        f_dups.result()
-        clock.lap(f"read {n_curated} curated image(s) and their pixel sums")
-
         took: dict[str, float] = {}
 
         def timed(name: str, fn, *after):
@@ -136,8 +130,11 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
 
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         cut = now - dt.timedelta(days=a.freshness_days)
+        # The queries that need no analysed frame start now, while its first query runs (a cold
+        # JVM's first query is mostly waiting: Delta snapshots, planning, code generation).
         # One aggregation per table: raw_images (with which of its objects became usable,
         # labelled images: the scorecard's completeness), rejects, images (with its flag counts).
+        f_dups = timed("duplicates", dups.count)
         usable = images_m.filter(F.col("label").isNotNull()).select("image_id", F.lit(1).alias("_usable"))
         f_raw = timed("funnel", lambda: raw_m.join(usable, "image_id", "left").agg(
             F.count(F.lit(1)).alias("rows"), F.countDistinct("image_id").alias("ids"),
@@ -152,6 +149,25 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
             F.sum((F.col("decoder_warnings").isNotNull() & (F.col("decoder_warnings") != "")).cast("long"))
             .alias("warned"),
             *[F.sum(F.array_contains("flags", f).cast("long")).alias(f"flag {f}") for f in QUALITY_FLAGS]).first())
+        independent, of_frame = scorecard_queries(images_m, raw_m, rejects, conflicts, leakage)
+        f_card = {k: timed(k, q) for k, q in independent.items()}
+        f_picks = timed("gallery", lambda: gallery_picks(cfg, rejects, dups, conflicts, images_m))
+
+        def frame():
+            df = s_mod.analysed(curated, images_m, raw_m).cache()
+            got = df.agg(F.count(F.lit(1)).alias("rows"),
+                         F.sum(F.col("n").isNull().cast("long")).alias("unsummed")).first()
+            if got["unsummed"]:
+                whole = s_mod.with_decoded_sums(df, curated).cache()
+                whole.count()
+                df.unpersist()
+                df = whole
+            return df, int(got["rows"])
+
+        df, n_curated = frame()
+        clock.lap(f"read {n_curated} curated image(s) and their pixel sums")
+
+        f_card.update({k: timed(k, q) for k, q in of_frame(df).items()})
         f_aggs = timed("stats", lambda: s_mod.scoped_aggregates(df))
         f_corr = timed("correlations", lambda aggs: s_mod.correlations(df, centre=_dataset_means(aggs)), f_aggs)
 
@@ -166,10 +182,7 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
             return found, {"rows": o["rows"], "ids": o["ids"]}, top
 
         f_outl = timed("outliers", find_outliers, f_aggs)
-        f_card = {k: timed(k, q) for k, q in scorecard_queries(df, images_m, raw_m, rejects, conflicts,
-                                                               leakage).items()}
         f_hist = timed("histograms", lambda aggs: histograms(df, _dataset_row(aggs)), f_aggs)
-        f_picks = timed("gallery", lambda: gallery_picks(cfg, rejects, dups, conflicts, images_m))
         f_gal = timed("thumbnails", lambda picked, found: gallery_rows(cfg, images, raw, picked, found[2]),
                       f_picks, f_outl)
 
@@ -199,13 +212,14 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
                   + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(took.items(), key=lambda kv: -kv[1])) + ")")
         # The four tables, each one commit, written at once (four small Delta transactions that
         # share nothing but the session); ``meanwhile`` (the report) runs on this thread.
-        sc_rows = [(d.dimension, d.score, d.inputs, d.formula, d.detail) for d in card]
+        # Rows on the driver: the three small tables, and the outliers when they are few.
+        outl_rows = ([x.asDict() for x in outl.collect()] if o_counts["rows"] <= NATIVE_OUTLIERS else outl)
         writes = {
-            "stats": spark.createDataFrame(stats_rows, s_mod.STATS_COLUMNS),
-            "correlations": spark.createDataFrame(corr_rows, "method string, a string, b string, value double"),
-            "outliers": outl,
-            "scorecard": spark.createDataFrame(sc_rows, "dimension string, score double, inputs map<string,double>, "
-                                                        "formula string, detail string"),
+            "stats": [dict(zip(("scope", "key", "metric", "value"), x)) for x in stats_rows],
+            "correlations": [dict(zip(("method", "a", "b", "value"), x)) for x in corr_rows],
+            "outliers": outl_rows,
+            "scorecard": [{"dimension": d.dimension, "score": d.score, "inputs": d.inputs, "formula": d.formula,
+                           "detail": d.detail} for d in card],
         }
         schema_of = {"stats": schemas.STATS, "correlations": schemas.CORRELATIONS, "outliers": schemas.OUTLIERS,
                      "scorecard": schemas.SCORECARD}
@@ -219,8 +233,7 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
                       "aspect_ratio": [("aspect_max", q.aspect_max)]}
         run.counts.update(curated=n_curated, outliers=int(measured["outlier_rows"]), curated_version=version)
         out = Analysis(run.dataset, version,
-                       [dict(zip(("scope", "key", "metric", "value"), x)) for x in stats_rows],
-                       [dict(zip(("method", "a", "b", "value"), x)) for x in corr_rows],
+                       writes["stats"], writes["correlations"],
                        top_outliers, run.counts["outliers"], card, funnel, reject_counts, hist, thresholds, galleries)
         try:
             done = meanwhile(out) if meanwhile is not None else None
@@ -261,39 +274,52 @@ def _label_medians(aggregates: list[dict]) -> dict[tuple[str, str], float]:
     return out
 
 
-def _write(spark: "SparkSession", run: Run, table: str, df: "DataFrame", version: int, schema) -> None:
+def _write(spark: "SparkSession", run: Run, table: str, data: "list[dict] | DataFrame", version: int,
+           schema) -> None:
     """Replace the rows of this curated version in one commit (others stay: several versions side
-    by side); a re-analysis of the same version replaces its rows."""
+    by side); a re-analysis of the same version replaces its rows. ``data``: rows on the driver
+    (written without Spark where the lakehouse allows, see :func:`replace_rows`), or a frame."""
     from pyspark.sql import functions as F
 
-    out = schemas.conform(df.withColumn("curated_version", F.lit(version)).withColumn("run_id", F.lit(run.run_id)),
+    where = f"curated_version = {int(version)}"
+    if isinstance(data, list):
+        replace_rows(spark, run, table, [{**x, "curated_version": version, "run_id": run.run_id} for x in data],
+                     schema, where)
+        return
+    out = schemas.conform(data.withColumn("curated_version", F.lit(version)).withColumn("run_id", F.lit(run.run_id)),
                           schema)
-    replace_slice(spark, run, table, out, f"curated_version = {int(version)}")
+    replace_slice(spark, run, table, out, where)
 
 
-def scorecard_queries(df, images, raw, rejects, conflicts, leakage) -> dict[str, Callable[[], Any]]:
+def scorecard_queries(images, raw, rejects, conflicts, leakage
+                      ) -> tuple[dict[str, Callable[[], Any]], Callable[["DataFrame"], dict[str, Callable[[], Any]]]]:
     """The scorecard's inputs that need a query of their own (see :mod:`scorecard`), independent
     of every other step: :func:`analyze` runs them at once with the rest. ``images`` and ``raw``
-    without their bytes."""
+    without their bytes. Returns those that need only the tables, and a function of the analysed
+    frame giving those that read it."""
     from pyspark.sql import functions as F
 
-    ids = df.select("image_id")
     src = raw.select("image_id", s_mod.source_of(F.col("source_uri")).alias("source"))
     rej = rejects.select(s_mod.source_of(F.col("source_uri")).alias("source"), F.lit(1).alias("rej"))
-    return {
+    independent = {
         # accuracy: every member of a label-conflict component (the non-kept ones are duplicates,
         # never curated)
         "conflict_images": lambda: conflicts.select(F.explode("image_ids").alias("image_id")).join(
             images.select("image_id"), "image_id", "left_semi").distinct().count(),
-        # consistency
-        "leaking": lambda: leakage.join(ids, "image_id", "left_semi").count(),
-        "shape": lambda: df.groupBy("width", "height", "channels").count().orderBy(F.desc("count")).first(),
         # reliability: the worst sources
         "per_source": lambda: (src.select("source", F.lit(0).alias("rej")).unionByName(rej).groupBy("source")
                                .agg(F.count(F.lit(1)).alias("n"), F.sum("rej").alias("rej"))
                                .withColumn("rate", F.col("rej") / F.col("n")).filter("rej > 0")
                                .orderBy(F.desc("rate"), F.desc("rej")).limit(5).collect()),
     }
+
+    def of_frame(df: "DataFrame") -> dict[str, Callable[[], Any]]:
+        return {  # consistency
+            "leaking": lambda: leakage.join(df.select("image_id"), "image_id", "left_semi").count(),
+            "shape": lambda: df.groupBy("width", "height", "channels").count().orderBy(F.desc("count")).first(),
+        }
+
+    return independent, of_frame
 
 
 def measure(cfg: Config, counts: dict[str, int], outliers: dict[str, int], raw_agg, images_agg,

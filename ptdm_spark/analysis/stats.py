@@ -21,7 +21,6 @@ SIZES = ("width", "height", "aspect_ratio", "size_bytes")
 CORRELATED = (*SCORES, "width", "height", "size_bytes")
 QUANTILES = (("min", None), ("p5", 0.05), ("p50", 0.5), ("p95", 0.95), ("max", None))
 CHANNELS = ("R", "G", "B")
-STATS_COLUMNS = "scope string, key string, metric string, value double"
 
 
 def source_of(uri_col):

@@ -113,6 +113,21 @@ def replace_slice(spark: "SparkSession", run: Run, table: str, df: "DataFrame", 
     _written(spark, run, table, lambda path: delta.replace_slice(spark, df, path, condition))
 
 
+def replace_rows(spark: "SparkSession", run: Run, table: str, rows: list[dict[str, Any]], schema,
+                 condition: str) -> None:
+    """:func:`replace_slice` for rows already on the driver (dicts with ``schema``'s columns): a
+    local, unencrypted lakehouse writes them with deltalake in this process (no Spark job; a cold
+    JVM's first Delta write costs seconds), anything else, or a table deltalake refuses, with
+    Spark. One commit either way, stamped with the run."""
+    def write(path: str) -> None:
+        if run.native_path(path) is not None and delta.write_rows_natively(
+                path, rows, schema, run.commit_meta, condition):
+            return
+        delta.replace_slice(spark, spark.createDataFrame(rows, schema), path, condition)
+
+    _written(spark, run, table, write)
+
+
 def _written(spark: "SparkSession", run: Run, table: str, write) -> dict[str, int]:
     """``write(path)`` of ``table``, then what every table write of a job does after it: register
     the table, note the version this run's commit made; returns that commit's metrics."""

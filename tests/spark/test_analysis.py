@@ -5,6 +5,7 @@ the scorecard, and the report in a real browser."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -194,6 +195,26 @@ def test_label_and_split_counts_equal_the_curated_tables(spark, cfg, analysed_cl
     assert st[("dataset", "all", "width_min")] == widths[0] and st[("dataset", "all", "width_max")] == widths[-1]
 
 
+def test_the_analysis_tables_are_written_in_the_driver_and_read_by_spark(spark, cfg, analysed_clean):
+    """A local, unencrypted lakehouse: analyze writes its four tables with deltalake (no Spark job,
+    test_encryption covers Spark's path); each newest commit is deltalake's, stamped with an
+    analyze run, and Spark reads its rows (the known-answer tests here read them too)."""
+
+    from ptdm_spark.io.delta import local_table_path
+
+    dataset = analysed_clean[0]
+    for name in ("stats", "correlations", "outliers", "scorecard"):
+        log = Path(local_table_path(cfg.lakehouse.table_path(dataset, name))) / "_delta_log"
+        newest = max(log.glob("*.json"), key=lambda p: int(p.stem))
+        info = next(json.loads(ln)["commitInfo"] for ln in newest.read_text().splitlines() if '"commitInfo"' in ln)
+        assert info.get("engineInfo", "").startswith("delta-rs"), (name, info)
+        assert "-analyze-" in json.loads(info["userMetadata"])["run_id"], (name, info)
+        assert table(spark, cfg, dataset, name).count() > 0
+    cards = {r.dimension: r for r in table(spark, cfg, dataset, "scorecard").collect()}
+    assert set(cards) == {"accuracy", "completeness", "consistency", "reliability", "timeliness"}
+    assert all(isinstance(v, float) for v in cards["completeness"].inputs.values()) and cards["completeness"].inputs
+
+
 def test_the_planted_dark_image_is_the_only_outlier_of_its_label(spark, cfg, analysed_clean):
     dataset, _, files, _ = analysed_clean
     dark_id = hashlib.sha256(files["bright/dark.png"]).hexdigest()
@@ -306,7 +327,6 @@ def test_report_is_self_contained_and_renders_in_a_browser(analysed_clean, tmp_p
 
 
 def _previewed(ptdm, dataset, *sets):
-    import json
 
     status, out = ptdm("preview", "--dataset", dataset, "--format", "json", *sets)
     assert status == 0, out
