@@ -126,6 +126,7 @@ PROCESSED = _s(
     ("pixel_sums", ArrayType(DoubleType()), True),  # see IMAGES
     ("detail_thumb", BinaryType(), True),  # see IMAGES
     ("phash_inner", LongType(), True),  # see IMAGES
+    ("alpha_thumb", BinaryType(), True),  # see IMAGES
 )
 
 # process_image's record plus the image metadata that travels with it through the UDF.
@@ -183,6 +184,11 @@ IMAGES = _s(
     # pHash of the central part (4 % off every side), matched against other images' whole pHash
     # to find cropped copies; NULL in rows written before the column existed.
     ("phash_inner", LongType(), True),
+    # Two 32x32 maps of the transparency before it was composited away, coverage then silhouette
+    # (2,048 bytes; imaging.quality.alpha_thumb): near-duplicate pairs whose alpha shapes differ
+    # are not alike (imaging.hashing.alpha_distance). NULL without an alpha channel, with an
+    # opaque one, and in rows written before the column existed (not checked on alpha).
+    ("alpha_thumb", BinaryType(), True),
     ("run_id", StringType(), False),
     ("processed_at", TimestampType(), False),
 )

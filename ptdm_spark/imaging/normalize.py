@@ -12,12 +12,28 @@ import numpy as np
 from ptdm_spark.imaging.cv import cv2
 
 
+def _to8(pixels: np.ndarray) -> np.ndarray:
+    """Any decoded array (8/16-bit or float) -> the same array in 8 bits (16-bit rounded, float
+    0..1 scaled)."""
+    if pixels.dtype == np.uint16:
+        return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if pixels.dtype != np.uint8:
+        return np.clip(np.nan_to_num(pixels.astype(np.float32)) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return pixels
+
+
+def alpha8(pixels: np.ndarray) -> np.ndarray | None:
+    """The 8-bit alpha plane of a decoded array (BGRA, or grey + alpha), scaled as
+    :func:`to_rgb8` scales the colours; None without an alpha channel. :func:`to_rgb8`
+    composites it away, so this is the only place the shape of the transparency is still seen."""
+    if pixels.ndim != 3 or pixels.shape[2] not in (2, 4):
+        return None
+    return _to8(pixels[:, :, pixels.shape[2] - 1])
+
+
 def to_rgb8(pixels: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
     """Any decoded array (grey, BGR, BGRA; 8/16-bit or float) -> contiguous 8-bit RGB."""
-    if pixels.dtype == np.uint16:
-        pixels = ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    elif pixels.dtype != np.uint8:
-        pixels = np.clip(np.nan_to_num(pixels.astype(np.float32)) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    pixels = _to8(pixels)
     if pixels.ndim == 2:
         return cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_GRAY2RGB)
     channels = pixels.shape[2]

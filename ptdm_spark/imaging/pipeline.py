@@ -15,7 +15,7 @@ FIELDS = (
     "reason", "detail", "format", "width", "height", "channels", "bit_depth", "orientation",
     "out_width", "out_height", "pixel_sha256", "phash", "dhash", "colour_thumb", "blur", "brightness", "contrast",
     "entropy", "aspect_ratio", "channel_spread", "image", "encoding", "decoder_warnings", "faces", "pixel_sums",
-    "detail_thumb", "phash_inner",
+    "detail_thumb", "phash_inner", "alpha_thumb",
 )
 
 
@@ -74,7 +74,8 @@ def process_image(data: bytes | None, params: Params) -> dict[str, Any]:
         out.update(quality.scores(rgb))
         out.update(phash=quality.phash(grey), phash_inner=quality.phash_inner(grey), dhash=quality.dhash(grey),
                    colour_thumb=quality.colour_thumb(rgb),
-                   detail_thumb=quality.detail_thumb(rgb))
+                   detail_thumb=quality.detail_thumb(rgb),
+                   alpha_thumb=quality.alpha_thumb(normalize.alpha8(dec.pixels)))
         if params.privacy is not None:  # after the scores and hashes (the image as decoded), before the pixels are stored
             p = params.privacy
             found = faces.detect(rgb, p.min_score, p.min_size, p.max_side)

@@ -108,3 +108,31 @@ def detail_thumb(rgb: np.ndarray) -> bytes | None:
     small, _ = working_grey(rgb)
     thumb = cv2.resize(small, (DETAIL_SIDE, DETAIL_SIDE), interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(thumb, cv2.COLOR_RGB2Lab).tobytes()
+
+
+ALPHA_SIDE = 32      # the alpha thumbnail is two ALPHA_SIDE x ALPHA_SIDE maps
+ALPHA_OPAQUE = 250   # an alpha channel whose every value is at least this says nothing: no map
+ALPHA_SOLID = 128    # the silhouette map counts pixels at least this opaque
+
+
+def alpha_thumb(alpha: np.ndarray | None) -> bytes | None:
+    """Two 32x32 maps of an image's transparency (2,048 bytes, each row by row, as x * 255
+    rounded): its coverage (the area mean of alpha / 255) and its silhouette (the area share of
+    pixels with alpha >= 128), both resized from full resolution with INTER_AREA.
+
+    ``process`` composites transparency onto a background, so a faint part of a drawing (a
+    network symbol under a folder, rain under a cloud) barely shows in the colour and detail
+    thumbnails, but stands out in the alpha channel: what
+    :func:`ptdm_spark.imaging.hashing.alpha_distance` compares. None without an alpha channel
+    (``alpha`` None, see :func:`ptdm_spark.imaging.normalize.alpha8`) or with one that is
+    opaque everywhere (every value >= 250): such an image is not checked on its alpha.
+
+    Args:
+        alpha: the 8-bit alpha plane (h, w) of the decoded image, or None.
+    """
+    if alpha is None or alpha.size == 0 or int(alpha.min()) >= ALPHA_OPAQUE:
+        return None
+    side = (ALPHA_SIDE, ALPHA_SIDE)
+    cover = cv2.resize(alpha.astype(np.float32) / 255.0, side, interpolation=cv2.INTER_AREA)
+    solid = cv2.resize((alpha >= ALPHA_SOLID).astype(np.float32), side, interpolation=cv2.INTER_AREA)
+    return np.clip(np.rint(np.stack([cover, solid]) * 255.0), 0, 255).astype(np.uint8).tobytes()

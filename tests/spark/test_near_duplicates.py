@@ -24,7 +24,7 @@ def _flip(h: int, bits) -> int:
 
 
 def _image(image_id: str, phash: int, *, label=None, side=64, pixel=None, flags=(), source_split=None, dhash=0,
-           thumb=None, detail=None, inner=None):
+           thumb=None, detail=None, inner=None, alpha=None):
     now = dt.datetime(2026, 1, 1)
     return dict(image_id=image_id, label=label, labels=[label] if label else [], source_split=source_split,
                 source_uri=f"file:/src/{image_id}.png", source_count=1, format="png", width=side, height=side,
@@ -32,7 +32,7 @@ def _image(image_id: str, phash: int, *, label=None, side=64, pixel=None, flags=
                 pixel_sha256=pixel or f"px-{image_id}", phash=phash, dhash=dhash, colour_thumb=thumb, blur=100.0, brightness=0.5,
                 contrast=0.2, entropy=6.0, aspect_ratio=1.0, channel_spread=20.0, flags=list(flags),
                 image=b"png", encoding="png", decoder_warnings=None, faces=None, pixel_sums=None, detail_thumb=detail,
-                phash_inner=inner, run_id="setup",
+                phash_inner=inner, alpha_thumb=alpha, run_id="setup",
                 processed_at=now)
 
 
