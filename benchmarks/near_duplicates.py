@@ -178,6 +178,7 @@ def _features(images) -> dict[str, np.ndarray]:
     f["thumb"] = np.frombuffer(b"".join(r["colour_thumb"] for r in recs), np.uint8).reshape(len(recs), -1)
     f["thumbs"] = np.array([r["colour_thumb"] for r in recs] + [None], object)[:-1]
     f["details"] = np.array([r["detail_thumb"] for r in recs] + [None], object)[:-1]
+    f["alphas"] = np.array([r["alpha_thumb"] for r in recs] + [None], object)[:-1]
     f["low_information"] = f["entropy"] < q.entropy_min
     f["near_constant"] = f["contrast"] < q.near_constant_max
     sums = np.array([r["pixel_sums"] for r in recs], np.float64)
@@ -245,16 +246,17 @@ def _rule(f: dict, rule: str):
             kept[node] = best[c]
         return kept, len(a)
     if rule == "colour":  # the rule before detail thumbnails: colour thumbnails only
-        details = np.array([None] * n + [b""], object)[:-1]
+        details = alphas = np.array([None] * n + [b""], object)[:-1]
     else:
-        details = f["details"]
+        details, alphas = f["details"], f["alphas"]
     ok = hashing.pairs_alike(f["thumbs"][a], f["thumbs"][b], details[a], details[b], cfg.colour_max_distance,
-                             cfg.detail_max_distance)
+                             cfg.detail_max_distance, alphas[a], alphas[b], cfg.alpha_max)
     a, b = np.concatenate([a[ok], px_a]), np.concatenate([b[ok], px_b])
 
     bound = hashing.near_kept(f["phash"], f["thumbs"], details, f["pixel"], cfg.member_max_distance,
                               cfg.colour_max_distance, cfg.detail_max_distance, checked=(a, b),
-                              inner=inner_values if inner else None, small=small)
+                              inner=inner_values if inner else None, small=small, alphas=alphas,
+                              alpha_max=cfg.alpha_max)
 
     def near_kept(k, m):  # neither eligible nor small: joins by identical pixels only
         return bound(k, m) & (eligible[m] | small[m] | (f["pixel"][m] == f["pixel"][k]))
@@ -557,6 +559,7 @@ def _time_groups(spark, cfg, tmp: str, hashes: np.ndarray, origin: np.ndarray) -
         table = pa.table({"image_id": ids, "pixels": pixels[rows], "phash": hashes[rows], "phash_inner": hashes[rows],
                           "dhash": dh[rows],
                           "colour_thumb": pa.array(colour, pa.binary()), "detail_thumb": pa.array(detail, pa.binary()),
+                          "alpha_thumb": pa.array([None] * len(rows), pa.binary()),
                           "pixel_sha256": ids, "small": np.zeros(len(rows), bool)})
         if writer is None:
             writer = pq.ParquetWriter(f"{tmp}/nodes.parquet", table.schema)
@@ -566,19 +569,20 @@ def _time_groups(spark, cfg, tmp: str, hashes: np.ndarray, origin: np.ndarray) -
     pairs = spark.read.parquet(f"{tmp}/pairs")
     start = time.monotonic()
     t_dedupe.image_edges(pairs, nodes, p.confirm_above, p.dhash_max_distance, p.colour_max_distance,
-                         p.detail_max_distance) \
+                         p.detail_max_distance, p.alpha_max) \
         .write.mode("overwrite").parquet(f"{tmp}/edges")
     t_edges = time.monotonic() - start
     edges = spark.read.parquet(f"{tmp}/edges")
     n_edges = edges.count()
     start = time.monotonic()
-    t_dedupe.groups_in_memory(edges, nodes, p.member_max_distance, p.colour_max_distance, p.detail_max_distance) \
+    t_dedupe.groups_in_memory(edges, nodes, p.member_max_distance, p.colour_max_distance, p.detail_max_distance,
+                              p.alpha_max) \
         .write.mode("overwrite").parquet(f"{tmp}/groups_driver")
     t_driver = time.monotonic() - start
     start = time.monotonic()
     comps = t_dedupe.components(edges, lambda d, i: d.localCheckpoint())
     t_dedupe.groups_in_spark(edges, nodes, comps, p.member_max_distance, p.colour_max_distance,
-                             p.detail_max_distance) \
+                             p.detail_max_distance, p.alpha_max) \
         .write.mode("overwrite").parquet(f"{tmp}/groups_spark")
     t_spark = time.monotonic() - start
     g1 = spark.read.parquet(f"{tmp}/groups_driver").toPandas().sort_values("image_id").reset_index(drop=True)

@@ -240,6 +240,7 @@ class PhashConfig:
     inner_max_distance: int = 4
     inner_blocks: int = 6
     small_min_side: int = 8
+    alpha_max: float = 0.23
 
     def __post_init__(self) -> None:
         if not 1 <= self.small_min_side <= self.min_side:
@@ -248,6 +249,8 @@ class PhashConfig:
             raise ConfigError("dedupe.phash.colour_max_distance: must be between 0 and 2")
         if not 0.0 <= self.detail_max_distance <= 1000.0:
             raise ConfigError("dedupe.phash.detail_max_distance: must be between 0 and 1000")
+        if not 0.0 <= self.alpha_max <= 1.0:
+            raise ConfigError("dedupe.phash.alpha_max: must be between 0 and 1 (1: no alpha check)")
         if self.inner_search:
             if not 0 <= self.inner_max_distance <= self.max_distance:
                 raise ConfigError(f"dedupe.phash.inner_max_distance: must be between 0 and max_distance "

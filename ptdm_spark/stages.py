@@ -187,7 +187,7 @@ def dedupe(spark: "SparkSession", d: DedupeConfig, run: Run) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
     images = _read(spark, run, "images")
-    for thumb in ("colour_thumb", "detail_thumb"):  # a table written before the thumbnails existed
+    for thumb in ("colour_thumb", "detail_thumb", "alpha_thumb"):  # a table written before the thumbnails existed
         if thumb not in images.columns:
             images = images.withColumn(thumb, F.lit(None).cast("binary"))
     # The inner pHash; the whole one where an image has none (processed before it existed) or the
@@ -205,7 +205,7 @@ def dedupe(spark: "SparkSession", d: DedupeConfig, run: Run) -> dict[str, Any]:
         images = images.withColumn("phash_inner", F.when(eligible, F.col("phash_inner")).otherwise(F.col("phash")))
         nodes = images.filter(searched).select(
             "image_id", (F.col("width").cast("long") * F.col("height")).alias("pixels"), "phash", "phash_inner",
-            "dhash", "colour_thumb", "detail_thumb", "pixel_sha256", (~eligible).alias("small"))
+            "dhash", "colour_thumb", "detail_thumb", "alpha_thumb", "pixel_sha256", (~eligible).alias("small"))
         groups = _near_duplicate_graph(spark, d, run, nodes, clock)
     flat = None
     if "flat" in d.methods and "pixel_sums" in images.columns:
@@ -234,11 +234,11 @@ def dedupe(spark: "SparkSession", d: DedupeConfig, run: Run) -> dict[str, Any]:
 def _near_duplicate_graph(spark: "SparkSession", d: DedupeConfig, run: Run, nodes: "DataFrame",
                           clock: Clock) -> "DataFrame | None":
     """Search the new pHashes of the images ``nodes`` (image_id, pixels, phash, phash_inner,
-    dhash, colour_thumb, detail_thumb, pixel_sha256, small) against all (banded keys; then whole
+    dhash, colour_thumb, detail_thumb, alpha_thumb, pixel_sha256, small) against all (banded keys; then whole
     and inner values within ``inner_max_distance``: cropped copies; then small images' values
     against the others': shrunk copies), store the near pairs of pHash values, verify the image
-    pairs they stand for (``t_dedupe.image_edges``: dHash, and whether they look alike: colour
-    and detail; never two small images), and group the images so that every member is near its
+    pairs they stand for (``t_dedupe.image_edges``: dHash, and whether they look alike: colour,
+    detail and the shape of transparency; never two small images), and group the images so that every member is near its
     group's kept image (``t_dedupe.bounded_groups``): (image_id, kept_id) of the images with a
     verified pair; None without any."""
     from pyspark.sql import functions as F
@@ -333,19 +333,20 @@ def _near_duplicate_graph(spark: "SparkSession", d: DedupeConfig, run: Run, node
     pairs = (pairs.join(known.withColumnRenamed("phash", "a"), "a", "left_semi")
              .join(known.withColumnRenamed("phash", "b"), "b", "left_semi"))
     edges = _stage(spark, t_dedupe.image_edges(pairs, nodes, p.confirm_above, p.dhash_max_distance,
-                                               p.colour_max_distance, p.detail_max_distance), run, "edges")
+                                               p.colour_max_distance, p.detail_max_distance, p.alpha_max),
+                   run, "edges")
     run.counts["pairs"] = edges.count()
     if not run.counts["pairs"]:
         return None
     group_nodes = nodes.select(*t_dedupe.group_node_columns())
     if run.counts["pairs"] <= d.driver_components_max_edges:
         groups = t_dedupe.groups_in_memory(edges, group_nodes, p.member_max_distance, p.colour_max_distance,
-                                             p.detail_max_distance)
+                                             p.detail_max_distance, p.alpha_max)
         where = "on the driver"
     else:
         comps = t_dedupe.components(edges, lambda df, i: _stage(spark, df, run, f"components-{i}"))
         groups = t_dedupe.groups_in_spark(edges, group_nodes, comps, p.member_max_distance, p.colour_max_distance,
-                                            p.detail_max_distance)
+                                            p.detail_max_distance, p.alpha_max)
         where = "in Spark"
     groups = _stage(spark, groups, run, "groups")
     clock.lap(f"groups of {run.counts['pairs']} verified near-duplicate image pair(s), {where}")

@@ -48,6 +48,18 @@ def folder_icon(fill=(235, 190, 40), emblem=False) -> np.ndarray:
     return img
 
 
+def rgba_drawing(bar: bool = False) -> np.ndarray:
+    """A folder-like drawing on transparent ground (BGRA, 128 px, antialiased edges); ``bar`` adds
+    an opaque light-grey bar under it: on white it barely shows, in alpha it is a new shape."""
+    img = np.zeros((128, 128, 4), np.uint8)
+    cv2.rectangle(img, (14, 16), (60, 34), (30, 150, 200, 255), -1, cv2.LINE_AA)
+    cv2.rectangle(img, (10, 28), (118, 92), (40, 190, 235, 255), -1, cv2.LINE_AA)
+    cv2.rectangle(img, (10, 28), (118, 92), (20, 70, 90, 255), 2, cv2.LINE_AA)
+    if bar:
+        cv2.rectangle(img, (10, 104), (118, 116), (230, 230, 230, 255), -1)
+    return img
+
+
 def pil_bytes(img: Image.Image, fmt: str, **kw) -> bytes:
     buf = io.BytesIO()
     img.save(buf, fmt, **kw)

@@ -74,36 +74,38 @@ def near_pairs(hashes: DataFrame, masks: Sequence[int], max_distance: int, parti
 
 
 def image_edges(pairs: DataFrame, eligible: DataFrame, confirm_above: int, dhash_max: int,
-                colour_max: float, detail_max: float) -> DataFrame:
+                colour_max: float, detail_max: float, alpha_max: float) -> DataFrame:
     """Verified near-duplicate pairs of *images* (a < b, image ids) from the near pairs of their
     pHashes, and from images that share one pHash.
 
     A pair counts when a pHash of one (whole or inner) and a pHash of the other differ in at most
     ``confirm_above`` bits, or farther (up to the search radius) with dHashes within ``dhash_max``; and when the two look alike
     (``hashing.pairs_alike``: colour within ``colour_max`` and, with detail thumbnails, their
-    most different part within ``detail_max``). A pair with an image processed before the
-    thumbnails existed is checked on what both have.
+    most different part within ``detail_max``; where both have transparency, its shape within
+    ``alpha_max``). A pair with an image processed before the thumbnails existed is checked on
+    what both have.
 
     Args:
         pairs: (a, b, distance) near pairs of distinct pHashes.
-        eligible: (image_id, phash, phash_inner, dhash, colour_thumb, detail_thumb) of the images
+        eligible: (image_id, phash, phash_inner, dhash, colour_thumb, detail_thumb, alpha_thumb) of the images
             taking part (phash_inner: the whole pHash where an image has no inner one).
     """
     # Every image stands for its whole and its inner pHash value (the same value once).
-    vals = eligible.select("image_id", "dhash", "colour_thumb", "detail_thumb", "small",
+    vals = eligible.select("image_id", "dhash", "colour_thumb", "detail_thumb", "alpha_thumb", "small",
                            F.explode(F.array_distinct(F.array("phash", "phash_inner"))).alias("value"))
 
     def side(x: str) -> DataFrame:
         return vals.select(F.col("value").alias(x), F.col("image_id").alias(f"id_{x}"),
                            F.col("dhash").alias(f"d_{x}"), F.col("colour_thumb").alias(f"t_{x}"),
-                           F.col("detail_thumb").alias(f"u_{x}"), F.col("small").alias(f"s_{x}"))
+                           F.col("detail_thumb").alias(f"u_{x}"), F.col("alpha_thumb").alias(f"v_{x}"),
+                           F.col("small").alias(f"s_{x}"))
 
     across = pairs.select("a", "b", "distance").join(side("a"), "a").join(side("b"), "b")
     # Images sharing a value: each pair once, never two small ones (b is never small; a small a
     # pairs with every b, two others once, by id).
     within = (side("a").join(side("b").filter(~F.col("s_b")), F.col("a") == F.col("b"))
               .filter(F.col("s_a") | (F.col("id_a") < F.col("id_b"))).withColumn("distance", F.lit(0)))
-    cols = ["id_a", "id_b", "t_a", "t_b", "u_a", "u_b"]
+    cols = ["id_a", "id_b", "t_a", "t_b", "u_a", "u_b", "v_a", "v_b"]
     keep = ["distance", "d_a", "d_b", "s_a", "s_b"]
     cand = (across.select(*cols, *keep).unionByName(within.select(*cols, *keep))
             .filter(~(F.col("s_a") & F.col("s_b")))  # two small images never pair
@@ -114,7 +116,7 @@ def image_edges(pairs: DataFrame, eligible: DataFrame, confirm_above: int, dhash
     cand = (cand.filter(F.col("id_a") < F.col("id_b")).select(*cols)
             .unionByName(cand.filter(F.col("id_a") > F.col("id_b")).select(*flipped))
             .dropDuplicates(["id_a", "id_b"]))
-    return cand.mapInPandas(_look_alike(colour_max, detail_max), "a string, b string")
+    return cand.mapInPandas(_look_alike(colour_max, detail_max, alpha_max), "a string, b string")
 
 
 def _binaries(series):
@@ -129,8 +131,8 @@ def _binaries(series):
     return out
 
 
-def _look_alike(colour_max: float, detail_max: float):
-    """mapInPandas: (id_a, id_b, t_a, t_b, u_a, u_b) -> the (a, b) that look alike
+def _look_alike(colour_max: float, detail_max: float, alpha_max: float):
+    """mapInPandas: (id_a, id_b, t_a, t_b, u_a, u_b, v_a, v_b) -> the (a, b) that look alike
     (``hashing.pairs_alike``)."""
     import pandas as pd
 
@@ -138,17 +140,18 @@ def _look_alike(colour_max: float, detail_max: float):
 
     def fn(batches):
         for df in batches:
-            ok = hashing.pairs_alike(*(_binaries(df[c]) for c in ("t_a", "t_b", "u_a", "u_b")), colour_max, detail_max)
+            ok = hashing.pairs_alike(*(_binaries(df[c]) for c in ("t_a", "t_b", "u_a", "u_b")), colour_max, detail_max,
+                                     _binaries(df["v_a"]), _binaries(df["v_b"]), alpha_max)
             yield pd.DataFrame({"a": df["id_a"][ok].to_numpy(), "b": df["id_b"][ok].to_numpy()})
 
     return fn
 
 
 GROUP_NODES = ("image_id string, pixels long, phash long, phash_inner long, colour_thumb binary, "
-               "detail_thumb binary, pixel_sha256 string, small boolean")
+               "detail_thumb binary, alpha_thumb binary, pixel_sha256 string, small boolean")
 
 
-def bounded_groups(edges, nodes, member_max: int, colour_max: float, detail_max: float):
+def bounded_groups(edges, nodes, member_max: int, colour_max: float, detail_max: float, alpha_max: float):
     """pandas (a, b) edges and (GROUP_NODES) nodes of one graph -> pandas (image_id, kept_id):
     groups whose kept image (largest resolution, then smallest id) is near every member
     (:func:`ptdm_spark.imaging.graph.bounded_groups`, :func:`ptdm_spark.imaging.hashing.near_kept`)."""
@@ -167,7 +170,8 @@ def bounded_groups(edges, nodes, member_max: int, colour_max: float, detail_max:
     near = hashing.near_kept(nodes["phash"].to_numpy(np.int64), _binaries(nodes["colour_thumb"]),
                              _binaries(nodes["detail_thumb"]),
                              nodes["pixel_sha256"].to_numpy(), member_max, colour_max, detail_max, checked=(a, b),
-                             inner=nodes["phash_inner"].to_numpy(np.int64), small=nodes["small"].to_numpy(bool))
+                             inner=nodes["phash_inner"].to_numpy(np.int64), small=nodes["small"].to_numpy(bool),
+                             alphas=_binaries(nodes["alpha_thumb"]), alpha_max=alpha_max)
     kept = graph.bounded_groups(len(nodes), a, b, np.arange(len(nodes)), near)
     return pd.DataFrame({"image_id": nodes["image_id"], "kept_id": nodes["image_id"].to_numpy()[kept]})
 
@@ -177,11 +181,11 @@ def group_node_columns() -> list[str]:
 
 
 def groups_in_memory(edges: DataFrame, nodes: DataFrame, member_max: int, colour_max: float,
-                     detail_max: float) -> DataFrame:
+                     detail_max: float, alpha_max: float) -> DataFrame:
     """:func:`bounded_groups` of the whole graph on the driver: (image_id, kept_id) of every image
     with an edge. For a few million edges at most.
 
-    Thumbnails (3.8 KB an image) are fetched only for the images of components with more than
+    Thumbnails (3.8 KB an image, 5.9 KB with transparency) are fetched only for the images of components with more than
     two images: in a component of two the only pair is an edge, checked already, so the group
     bound never looks at them (at a million images most components are pairs)."""
     import numpy as np
@@ -194,7 +198,7 @@ def groups_in_memory(edges: DataFrame, nodes: DataFrame, member_max: int, colour
     node, comp = graph.components(codes[:len(e)], codes[len(e):])
     _, inv, counts = np.unique(comp, return_inverse=True, return_counts=True)
     ids = edges.select(F.col("a").alias("image_id")).union(edges.select("b")).distinct()
-    thumbs = ["colour_thumb", "detail_thumb"]
+    thumbs = ["colour_thumb", "detail_thumb", "alpha_thumb"]
     n = nodes.join(ids, "image_id", "left_semi").drop(*thumbs).toPandas()
     wanted = pd.DataFrame({"image_id": np.asarray(names)[node[counts[inv] > 2]]})
     if len(wanted):
@@ -204,12 +208,12 @@ def groups_in_memory(edges: DataFrame, nodes: DataFrame, member_max: int, colour
         n = n.merge(t, on="image_id", how="left")
     else:
         n = n.assign(**{c: None for c in thumbs})
-    out = bounded_groups(e, n, member_max, colour_max, detail_max)
+    out = bounded_groups(e, n, member_max, colour_max, detail_max, alpha_max)
     return edges.sparkSession.createDataFrame(out, "image_id string, kept_id string")
 
 
 def groups_in_spark(edges: DataFrame, nodes: DataFrame, node_comp: DataFrame, member_max: int,
-                    colour_max: float, detail_max: float) -> DataFrame:
+                    colour_max: float, detail_max: float, alpha_max: float) -> DataFrame:
     """:func:`bounded_groups` per connected component (``node_comp``: node, comp), in Spark tasks.
 
     Nodes and edges of a component meet through ``cogroup``, each side keeping its own types: in
@@ -227,7 +231,7 @@ def groups_in_spark(edges: DataFrame, nodes: DataFrame, node_comp: DataFrame, me
 
             return pd.DataFrame({"image_id": pd.Series([], dtype=object), "kept_id": pd.Series([], dtype=object)})
         return bounded_groups(edges_pd[["a", "b"]], nodes_pd.drop(columns="comp"), member_max, colour_max,
-                              detail_max)
+                              detail_max, alpha_max)
 
     return (n.groupBy("comp").cogroup(e.groupBy("comp"))
             .applyInPandas(per_component, "image_id string, kept_id string"))

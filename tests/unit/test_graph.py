@@ -118,12 +118,13 @@ def test_bounded_groups_of_a_dataframe_keep_64_bit_hashes_exact():
     h = 0x0F0F0F0F0F0F0F0F
     nodes = pd.DataFrame({"image_id": ["x0", "x3"], "pixels": [200, 100], "phash": [h, h ^ ((1 << 24) - 1)],
                           "phash_inner": [h, h ^ ((1 << 24) - 1)], "colour_thumb": [None, None],
-                          "detail_thumb": [None, None], "pixel_sha256": ["p0", "p3"], "small": [False, False]})
+                          "detail_thumb": [None, None], "alpha_thumb": [None, None], "pixel_sha256": ["p0", "p3"],
+                          "small": [False, False]})
     edges = pd.DataFrame({"a": ["x0"], "b": ["x3"]})
-    got = bounded_groups(edges, nodes, 20, 0.2, 40.0)
+    got = bounded_groups(edges, nodes, 20, 0.2, 40.0, 0.23)
     assert dict(zip(got["image_id"], got["kept_id"])) == {"x0": "x0", "x3": "x3"}
     with pytest.raises(TypeError):
-        bounded_groups(edges, nodes.astype({"phash": "float64"}), 20, 0.2, 40.0)
+        bounded_groups(edges, nodes.astype({"phash": "float64"}), 20, 0.2, 40.0, 0.23)
 
 
 def test_a_small_kept_image_never_takes_another_small_image():
@@ -137,11 +138,11 @@ def test_a_small_kept_image_never_takes_another_small_image():
     h = 0x0F0F0F0F0F0F0F0F
     nodes = pd.DataFrame({"image_id": ["K", "X", "S"], "pixels": [88 * 31, 40 * 40, 28 * 28], "phash": [h, h, h ^ 1],
                           "phash_inner": [h, h, h ^ 1], "colour_thumb": [None] * 3, "detail_thumb": [None] * 3,
-                          "pixel_sha256": ["pk", "px", "ps"], "small": [True, False, True]})
+                          "alpha_thumb": [None] * 3, "pixel_sha256": ["pk", "px", "ps"], "small": [True, False, True]})
     edges = pd.DataFrame({"a": ["K", "S"], "b": ["X", "X"]})
-    got = bounded_groups(edges, nodes, 20, 0.2, 40.0)
+    got = bounded_groups(edges, nodes, 20, 0.2, 40.0, 0.23)
     assert dict(zip(got["image_id"], got["kept_id"])) == {"K": "K", "X": "K", "S": "S"}
-    got = bounded_groups(edges, nodes.assign(small=False), 20, 0.2, 40.0)
+    got = bounded_groups(edges, nodes.assign(small=False), 20, 0.2, 40.0, 0.23)
     assert dict(zip(got["image_id"], got["kept_id"])) == {"K": "K", "X": "K", "S": "K"}
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ptdm_spark.imaging import hashing
-from tests.imagefiles import folder_icon
+from tests.imagefiles import folder_icon, rgba_drawing
 
 pytestmark = pytest.mark.unit
 
@@ -316,3 +316,77 @@ def test_cross_pairs_in_bands_equal_brute_force_across_the_two_sides():
                 for a, b, d in hashing.bucket_cross_pairs(h[sel], n[sel], s[sel], k):
                     got.update(zip(a.tolist(), b.tolist(), d.tolist()))
     assert want and got == want
+
+
+# --- the alpha thumbnail: the shape of the transparency -------------------------------------------
+
+def test_alpha_thumb_is_the_area_mean_and_the_silhouette_of_the_alpha_channel():
+    """A 64 px image's 32x32 maps are its 2x2 blocks' mean of alpha / 255 and share of pixels
+    with alpha >= 128, times 255 rounded (computed here in float64 with numpy, not OpenCV: each
+    stored value is a nearest integer, either one at a tie of .5); 16-bit alpha (x 257) gives the
+    same; grey + alpha too. No map without alpha or with alpha >= 250 everywhere."""
+    from ptdm_spark.imaging import normalize, quality
+
+    rng = np.random.default_rng(3)
+    alpha = rng.integers(0, 256, (64, 64)).astype(np.uint8)
+    cover = alpha.astype(np.float64).reshape(32, 2, 32, 2).mean(axis=(1, 3)) / 255.0
+    solid = (alpha >= 128).reshape(32, 2, 32, 2).mean(axis=(1, 3))
+    exact = np.stack([cover, solid]) * 255.0
+    bgra = np.dstack([rng.integers(0, 256, (64, 64, 3)).astype(np.uint8), alpha])
+    want = quality.alpha_thumb(normalize.alpha8(bgra))
+    assert len(want) == 2048
+    got = np.frombuffer(want, np.uint8).reshape(2, 32, 32)
+    assert np.abs(got - exact).max() <= 0.5 + 1e-9
+    assert quality.alpha_thumb(normalize.alpha8(bgra.astype(np.uint16) * 257)) == want
+    assert quality.alpha_thumb(normalize.alpha8(np.dstack([bgra[..., 0], alpha]))) == want
+    opaque = bgra.copy()
+    opaque[..., 3] = np.maximum(alpha, 250)
+    assert quality.alpha_thumb(normalize.alpha8(opaque)) is None
+    assert quality.alpha_thumb(normalize.alpha8(bgra[..., :3])) is None
+    assert quality.alpha_thumb(normalize.alpha8(bgra[..., 0])) is None
+
+
+def test_alpha_distance_keeps_copies_and_parts_a_new_shape():
+    """The drawing against its copies resized x0.5 and x1.5, blurred, cropped by 4 % a side and
+    shrunk to 24 px: within alpha_max; against itself with a bar under it: beyond, though on white
+    the two pass the colour and detail checks. Zero for the same maps, symmetric."""
+    from ptdm_spark.config import load_config
+    from ptdm_spark.imaging import normalize, quality
+    from ptdm_spark.imaging.cv import cv2
+
+    p = load_config().dedupe.phash
+    img = rgba_drawing()
+    copies = {"half": cv2.resize(img, (64, 64), interpolation=cv2.INTER_AREA),
+              "x1.5": cv2.resize(img, (192, 192), interpolation=cv2.INTER_LINEAR),
+              "blur": cv2.GaussianBlur(img, (0, 0), 1.5), "crop4%": img[5:123, 5:123],
+              "24px": cv2.resize(img, (24, 24), interpolation=cv2.INTER_AREA)}
+
+    def thumb(x):
+        return quality.alpha_thumb(normalize.alpha8(x))
+
+    d = hashing.alpha_distance([thumb(img)] * len(copies), [thumb(c) for c in copies.values()])
+    assert (d <= p.alpha_max).all(), dict(zip(copies, d))
+    bar = rgba_drawing(bar=True)
+    d = hashing.alpha_distance([thumb(img), thumb(bar), thumb(img)], [thumb(bar), thumb(img), thumb(img)])
+    assert d[0] > p.alpha_max and d[0] == pytest.approx(d[1]) and d[2] == 0, d
+    white = [normalize.to_rgb8(x, (255, 255, 255)) for x in (img, bar)]
+    colour, detail = hashing.look_distances([quality.detail_thumb(white[0])], [quality.detail_thumb(white[1])])
+    assert colour[0] <= p.colour_max_distance and detail[0] <= p.detail_max_distance, (colour, detail)
+
+
+def test_pairs_alike_checks_alpha_only_where_both_have_it():
+    """The drawing and the one with a bar, on white: alike on colour and detail. With both alpha
+    maps not alike (also on the colour thumbnail alone: images under 32 px); with a map on one
+    side only, or alpha_max 1, as without maps."""
+    from ptdm_spark.imaging import normalize, quality
+
+    img, bar = rgba_drawing(), rgba_drawing(bar=True)
+    white = [normalize.to_rgb8(x, (255, 255, 255)) for x in (img, bar)]
+    c0, c1 = (quality.colour_thumb(x) for x in white)
+    d0, d1 = (quality.detail_thumb(x) for x in white)
+    a0, a1 = (quality.alpha_thumb(normalize.alpha8(x)) for x in (img, bar))
+    rows = ([c0] * 4, [c1] * 4, [d0, d0, None, d0], [d1, d1, None, d1])
+    assert hashing.pairs_alike(*rows, 0.2, 42.0).tolist() == [True] * 4
+    got = hashing.pairs_alike(*rows, 0.2, 42.0, [a0, a0, a0, None], [a1, None, a1, a1], 0.23)
+    assert got.tolist() == [False, True, False, True]
+    assert hashing.pairs_alike(*rows, 0.2, 42.0, [a0] * 4, [a1] * 4, 1.0).tolist() == [True] * 4
