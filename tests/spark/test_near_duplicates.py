@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from tests.imagefiles import encode, folder_icon, photo
+from tests.imagefiles import encode, folder_icon, photo, rgba_drawing
 
 pytestmark = pytest.mark.spark
 
@@ -378,6 +378,39 @@ def test_a_new_inner_phash_is_searched_although_its_whole_phash_was(spark, cfg):
     _stage(spark, cfg, ds, "dedupe")
     got = {(r.image_id, r.kept_id, r.distance) for r in _table(spark, cfg, ds, "duplicates").collect()}
     assert got == {("small", "large", 0), ("crop", "large", 1)}
+
+
+def test_transparency_parts_icons_alike_on_white_and_keeps_resized_copies(ptdm, spark, tmp_path):
+    """RGBA PNGs: a drawing on transparent ground, the same with an opaque light-grey bar under
+    it, and the drawing saved 1.5x larger. On white the bar barely shows: the pair passes the
+    hash, colour and detail checks (checked here on process's own records); their alpha shapes
+    differ. ptdm run ties the drawing to its larger copy and leaves the one with the bar alone."""
+    from ptdm_spark.config import load_config
+    from ptdm_spark.imaging import hashing
+    from ptdm_spark.imaging.cv import cv2
+    from ptdm_spark.imaging.pipeline import Params, process_image
+
+    src = tmp_path / "icons"
+    src.mkdir()
+    img = rgba_drawing()
+    files = {"drawing.png": img, "barred.png": rgba_drawing(bar=True),
+             "large.png": cv2.resize(img, (192, 192), interpolation=cv2.INTER_LINEAR)}
+    for name, x in files.items():
+        (src / name).write_bytes(cv2.imencode(".png", x)[1].tobytes())
+    p = load_config().dedupe.phash
+    r0, r1 = (process_image((src / n).read_bytes(), Params.from_config(load_config().process))
+              for n in ("drawing.png", "barred.png"))
+    assert hashing.hamming(r0["phash"], r1["phash"]) <= p.confirm_above
+    assert hashing.pairs_alike([r0["colour_thumb"]], [r1["colour_thumb"]], [r0["detail_thumb"]], [r1["detail_thumb"]],
+                               p.colour_max_distance, p.detail_max_distance).all()
+    status, out = ptdm("run", str(src), "--dataset", "alpha_icons")
+    assert status == 0, out
+    rows = spark.sql("""SELECT i.source_uri AS dup, k.source_uri AS kept, d.method
+                        FROM alpha_icons.duplicates d JOIN alpha_icons.images i USING (image_id)
+                        JOIN alpha_icons.images k ON k.image_id = d.kept_id""").collect()
+    assert sorted((r.dup.rsplit("/", 1)[1], r.kept.rsplit("/", 1)[1], r.method) for r in rows) == [
+        ("drawing.png", "large.png", "phash")]
+    assert spark.sql("SELECT count(*) AS n FROM alpha_icons.images WHERE alpha_thumb IS NOT NULL").first().n == 3
 
 
 def test_label_conflicts_list_components_with_several_labels(spark, cfg):
