@@ -170,3 +170,29 @@ def test_centre_groups_equal_the_slow_way_on_random_colours():
         got = graph.centre_groups(pts, radius)
         assert got.tolist() == want
         assert (np.abs(pts - pts[got]).max(axis=1) <= radius).all()
+
+
+def test_the_group_bound_checks_transparency_against_the_kept_image():
+    """K and X: one RGBA drawing (K the larger); B: the drawing with a light bar under it, alike
+    to both on white but not in alpha. Edges K-X and X-B (as if checked): with the alpha check B
+    is not near the kept image K and stands alone; with it off (alpha_max 1) B joins K's group."""
+    import pandas as pd
+
+    from ptdm_spark.imaging import normalize, quality
+    from ptdm_spark.transforms.dedupe import bounded_groups
+    from tests.imagefiles import rgba_drawing
+
+    def thumbs(bgra):
+        rgb = normalize.to_rgb8(bgra, (255, 255, 255))
+        return quality.colour_thumb(rgb), quality.detail_thumb(rgb), quality.alpha_thumb(normalize.alpha8(bgra))
+
+    (c0, d0, a0), (c1, d1, a1) = thumbs(rgba_drawing()), thumbs(rgba_drawing(bar=True))
+    h = 0x0F0F0F0F0F0F0F0F
+    nodes = pd.DataFrame({"image_id": ["K", "X", "B"], "pixels": [300, 200, 100], "phash": [h] * 3,
+                          "phash_inner": [h] * 3, "colour_thumb": [c0, c0, c1], "detail_thumb": [d0, d0, d1],
+                          "alpha_thumb": [a0, a0, a1], "pixel_sha256": ["pk", "px", "pb"], "small": [False] * 3})
+    edges = pd.DataFrame({"a": ["K", "X"], "b": ["X", "B"]})
+    got = bounded_groups(edges, nodes, 20, 0.2, 42.0, 0.23)
+    assert dict(zip(got["image_id"], got["kept_id"])) == {"K": "K", "X": "K", "B": "B"}
+    got = bounded_groups(edges, nodes, 20, 0.2, 42.0, 1.0)
+    assert dict(zip(got["image_id"], got["kept_id"])) == {"K": "K", "X": "K", "B": "K"}
