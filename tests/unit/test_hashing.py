@@ -390,3 +390,23 @@ def test_pairs_alike_checks_alpha_only_where_both_have_it():
     got = hashing.pairs_alike(*rows, 0.2, 42.0, [a0, a0, a0, None], [a1, None, a1, a1], 0.23)
     assert got.tolist() == [False, True, False, True]
     assert hashing.pairs_alike(*rows, 0.2, 42.0, [a0] * 4, [a1] * 4, 1.0).tolist() == [True] * 4
+
+
+def test_process_stores_the_alpha_thumb_of_the_decoded_pixels():
+    """process_image on PNG bytes: an RGBA drawing's record holds the maps of its own alpha
+    channel (the same from a 16-bit PNG of it), the RGB image composited from it none."""
+    from ptdm_spark.config import load_config
+    from ptdm_spark.imaging import normalize, quality
+    from ptdm_spark.imaging.cv import cv2
+    from ptdm_spark.imaging.pipeline import Params, process_image
+
+    params = Params.from_config(load_config().process)
+    img = rgba_drawing(bar=True)
+    png = cv2.imencode(".png", img)[1].tobytes()
+    png16 = cv2.imencode(".png", img.astype(np.uint16) * 257)[1].tobytes()
+    flat = cv2.imencode(".png", normalize.to_rgb8(img, (255, 255, 255))[:, :, ::-1])[1].tobytes()
+    want = quality.alpha_thumb(img[:, :, 3])
+    assert want is not None
+    assert process_image(png, params)["alpha_thumb"] == want
+    assert process_image(png16, params)["alpha_thumb"] == want
+    assert process_image(flat, params)["alpha_thumb"] is None
