@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 T = TypeVar("T")
-# Outliers up to this many rows are collected and written like the small tables (without Spark
-# where the lakehouse allows); more are written from the executors.
+# Outliers up to this many rows are collected and written like the small tables where the
+# lakehouse allows writing without Spark; more, or any on hdfs:// or encrypted, from the executors.
 NATIVE_OUTLIERS = 50_000
 
 
@@ -213,7 +213,8 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
         # The four tables, each one commit, written at once (four small Delta transactions that
         # share nothing but the session); ``meanwhile`` (the report) runs on this thread.
         # Rows on the driver: the three small tables, and the outliers when they are few.
-        outl_rows = ([x.asDict() for x in outl.collect()] if o_counts["rows"] <= NATIVE_OUTLIERS else outl)
+        native = run.native_path(run.table_path("outliers")) is not None
+        outl_rows = [x.asDict() for x in outl.collect()] if native and o_counts["rows"] <= NATIVE_OUTLIERS else outl
         writes = {
             "stats": [dict(zip(("scope", "key", "metric", "value"), x)) for x in stats_rows],
             "correlations": [dict(zip(("method", "a", "b", "value"), x)) for x in corr_rows],

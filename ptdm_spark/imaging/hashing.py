@@ -244,11 +244,16 @@ _BATCH = 2048          # pairs per numpy step (~25 MB per (n, 32, 32, 3) float32
 _UNRELATED = 0.8
 
 
-def _detail_rows(x) -> np.ndarray:
-    """(n, 3072) uint8 or n bytes of ``quality.detail_thumb`` -> (n, 32, 32, 3) float32 Lab."""
+def _uint8_rows(x, *shape: int) -> np.ndarray:
+    """An (n, k) uint8 array or n bytes objects of k bytes each -> (n, *shape) float32."""
     if not (isinstance(x, np.ndarray) and x.dtype == np.uint8):
         x = np.frombuffer(b"".join(bytes(v) for v in x), np.uint8)
-    return x.reshape(-1, DETAIL_SIDE, DETAIL_SIDE, 3).astype(np.float32)
+    return x.reshape(-1, *shape).astype(np.float32)
+
+
+def _detail_rows(x) -> np.ndarray:
+    """(n, 3072) uint8 or n bytes of ``quality.detail_thumb`` -> (n, 32, 32, 3) float32 Lab."""
+    return _uint8_rows(x, DETAIL_SIDE, DETAIL_SIDE, 3)
 
 
 @functools.cache
@@ -317,16 +322,16 @@ def _cell_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return d[..., 0] + DETAIL_CHROMA * (d[..., 1] + d[..., 2])
 
 
-def _tolerant(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, m, m, 3) x2 -> (n, m - 2, m - 2): per inner cell of a, the smallest difference to b's
+def _tolerant(a: np.ndarray, b: np.ndarray, diff=_cell_diff) -> np.ndarray:
+    """(n, m, m, ...) x2 -> (n, m - 2, m - 2): per inner cell of a, the smallest ``diff`` to b's
     cell there or any of its 8 neighbours (an edge moved by a cell or softened by blur finds its
-    match next door; an emblem b does not have finds none)."""
+    match next door; an emblem b does not have finds none). ``diff``: Lab cells by default."""
     m = a.shape[1]
     core = a[:, 1:m - 1, 1:m - 1]
     best = None
     for dy in range(3):
         for dx in range(3):
-            d = _cell_diff(core, b[:, dy:dy + m - 2, dx:dx + m - 2])
+            d = diff(core, b[:, dy:dy + m - 2, dx:dx + m - 2])
             best = d if best is None else np.minimum(best, d)
     return best
 
@@ -425,23 +430,16 @@ ALPHA_WINDOW = 4  # cells a side (of 32) of the window the alpha distance averag
 def _alpha_rows(x) -> np.ndarray:
     """n bytes (or an (n, 2048) uint8 array) of ``quality.alpha_thumb`` -> (n, 2, 32, 32) float32
     in 0..1: coverage, then silhouette."""
-    if not (isinstance(x, np.ndarray) and x.dtype == np.uint8):
-        x = np.frombuffer(b"".join(bytes(v) for v in x), np.uint8)
-    return x.reshape(-1, 2, ALPHA_SIDE, ALPHA_SIDE).astype(np.float32) / 255.0
+    return _uint8_rows(x, 2, ALPHA_SIDE, ALPHA_SIDE) / 255.0
+
+
+def _abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a - b)
 
 
 def _tolerant_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, m, m) x2 -> (n, m - 2, m - 2): per inner cell of a, the smallest |a - b| over b's cell
-    there and its 8 neighbours (:func:`_tolerant` for one channel: a resized or blurred edge
-    finds its match next door, a shape b does not have finds none)."""
-    m = a.shape[1]
-    core = a[:, 1:m - 1, 1:m - 1]
-    best = None
-    for dy in range(3):
-        for dx in range(3):
-            d = np.abs(core - b[:, dy:dy + m - 2, dx:dx + m - 2])
-            best = d if best is None else np.minimum(best, d)
-    return best
+    """(n, m, m) x2 -> (n, m - 2, m - 2): :func:`_tolerant` of one channel (|a - b|)."""
+    return _tolerant(a, b, _abs_diff)
 
 
 def _map_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -470,7 +468,10 @@ def alpha_distance(a, b, limit: float | None = None) -> np.ndarray:
     The distance is the smaller of the coverage's and the silhouette's: true copies (resized,
     blurred, cropped, alpha cut to one bit) keep at least one of them close (0.16 at most over
     1,196 Oxygen icons x 16 transformations, 0.20 for one-bit alpha copies), while a shape one
-    image has and the other does not moves both.
+    image has and the other does not moves both. What it does not see, because the silhouette
+    counts only pixels at least half opaque: a difference that stays below half opacity (a part
+    drawn at alpha 100, or the same drawing made translucent as a "disabled" variant; such a
+    variant is usually greyed too, which the colour check sees).
 
     Args:
         a, b: n bytes objects (or (n, 2048) uint8 arrays) of ``quality.alpha_thumb``.

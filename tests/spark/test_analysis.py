@@ -369,9 +369,15 @@ def test_analyze_an_older_version(spark, cfg, ptdm, analysed_clean):
                        .distinct().collect()})
     old = versions[-1]
     before = _stats(spark, cfg, dataset, old)
+    rows = {v: table(spark, cfg, dataset, "stats").filter(f"curated_version = {v}").count() for v in versions}
     assert table(spark, cfg, dataset, "curated").count() == 24  # today's: the solid image is back
     status, out = ptdm("analyze", "--dataset", dataset, "--version", str(old), "--out", str(analysed_clean[3]))
     assert status == 0, out
+    # Its rows replaced, not added to (deltalake's replaceWhere into the existing table, no
+    # fallback to Spark); every other version's rows as they were.
+    assert "written with Spark instead" not in out
+    assert {v: table(spark, cfg, dataset, "stats").filter(f"curated_version = {v}").count()
+            for v in versions} == rows
     again = _stats(spark, cfg, dataset, old)
     assert again[("dataset", "all", "count")] == 23  # 13 bright + 10 gradients, as the files written here
     assert again == pytest.approx(before)

@@ -76,6 +76,10 @@ def test_encrypted_run_unreadable_without_keys_same_rows_with_them(tmp_path, spa
                 blob = f.read_bytes()
                 assert blob.endswith(b"PARE"), f"{f}: not an encrypted-footer Parquet file"
                 assert PNG not in blob and not any(d[16:48] in blob for d in written.values())
+        # Every commit of the analysis tables is Spark's (deltalake cannot encrypt), outliers too.
+        for table in ("stats", "correlations", "outliers", "scorecard"):
+            commits = sorted((root / table / "_delta_log").glob("*.json"))
+            assert commits and not any("delta-rs" in c.read_text() for c in commits), table
         checkpoints = sorted(root.glob("*/_delta_log/*.checkpoint.parquet"))
         assert "runs" in {c.parent.parent.name for c in checkpoints}
         for c in checkpoints:  # Delta checkpoints stay plaintext (no image bytes; deltalake reads them)

@@ -410,3 +410,34 @@ def test_process_stores_the_alpha_thumb_of_the_decoded_pixels():
     assert process_image(png, params)["alpha_thumb"] == want
     assert process_image(png16, params)["alpha_thumb"] == want
     assert process_image(flat, params)["alpha_thumb"] is None
+
+
+def test_grey_alpha_and_palette_transparency_pngs_get_the_maps_of_their_alpha():
+    """What real files hold: a grey + alpha PNG (Pillow's LA) and a palette PNG whose tRNS chunk
+    makes one index transparent. The decoder hands both back with an alpha channel, and the
+    record's maps are those of the alpha the test drew."""
+    import io
+
+    from PIL import Image
+
+    from ptdm_spark.config import load_config
+    from ptdm_spark.imaging import quality
+    from ptdm_spark.imaging.pipeline import Params, process_image
+
+    params = Params.from_config(load_config().process)
+    alpha = np.zeros((48, 48), np.uint8)
+    alpha[8:40, 10:38] = 255
+    alpha[42:46, 4:44] = 255  # a bar under the body
+    grey = np.full((48, 48), 90, np.uint8)
+    la = io.BytesIO()
+    Image.fromarray(np.dstack([grey, alpha]), "LA").save(la, "PNG")
+    pal = Image.fromarray(np.where(alpha > 0, 1, 0).astype(np.uint8), "P")
+    pal.putpalette([255, 255, 255, 200, 40, 40] + [0, 0, 0] * 254)
+    palette = io.BytesIO()
+    pal.save(palette, "PNG", transparency=0)
+    want = quality.alpha_thumb(alpha)
+    assert want is not None
+    for name, data in (("LA", la.getvalue()), ("P + tRNS", palette.getvalue())):
+        got = process_image(data, params)
+        assert got["reason"] is None, (name, got["detail"])
+        assert got["alpha_thumb"] == want, name
