@@ -87,15 +87,17 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
     a = cfg.analysis
     clock = Clock("analyze")
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="analyze") as pool:
-        # The tables are opened in threads at once: a fresh JVM's first query of each Delta table
-        # reconstructs its state and lists its files in a few small Spark jobs, and one query
-        # planning them all did that one table after another.
+        # The tables are read as the Parquet files of their version where the lakehouse allows
+        # (read_natively: no Delta state reconstruction in the cold JVM); opened in threads at once
+        # for the others: a fresh JVM's first query of each Delta table reconstructs its state and
+        # lists its files in a few small Spark jobs, and one query planning them all did that one
+        # table after another.
         run.input_versions["curated"] = version
 
         def opened(table: str, schema=None, keep: tuple[str, ...] | None = None, drop: tuple[str, ...] = ()):
             """The table, and the columns the analysis reads of it cached (``keep``, those the
             table has; or all but ``drop``): no bytes, no hashes, no run ids."""
-            full = read_table(spark, run, table, schema)
+            full = read_table(spark, run, table, schema, files_of_version=True)
             kept = full.select(*[c for c in keep if c in full.columns]) if keep else full.drop(*drop)
             return full, kept.cache()
 
@@ -104,9 +106,12 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
                               "decoder_warnings", "pixel_sums")),
             ("raw_images", None, ("image_id", "source_uri", "size_bytes", "source_modified_at", "ingested_at")),
             ("rejects", schemas.REJECTS, None, ("content",)), ("duplicates", schemas.DUPLICATES))}
-        conflicts = read_table(spark, run, "label_conflicts", schemas.LABEL_CONFLICTS)
-        leakage = read_table(spark, run, "leakage", schemas.LEAKAGE)
-        curated = spark.read.format("delta").option("versionAsOf", version).load(run.table_path("curated"))
+        conflicts = read_table(spark, run, "label_conflicts", schemas.LABEL_CONFLICTS, files_of_version=True)
+        leakage = read_table(spark, run, "leakage", schemas.LEAKAGE, files_of_version=True)
+        path = run.table_path("curated")
+        curated = delta.read_natively(spark, path, version) if run.native_path(path) is not None else None
+        if curated is None:
+            curated = spark.read.format("delta").option("versionAsOf", version).load(path)
         # The columns read, cached once: the aggregates below read these, not the Delta tables
         # again; each fills at its first use, whichever query that is (concurrent queries wait
         # for a partition another is caching). The channel sums are the ones process stored; bytes

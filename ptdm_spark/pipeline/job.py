@@ -139,8 +139,20 @@ def _written(spark: "SparkSession", run: Run, table: str, write) -> dict[str, in
     return metrics
 
 
-def read_table(spark: "SparkSession", run: Run, table: str, schema=None) -> "DataFrame":
+def read_table(spark: "SparkSession", run: Run, table: str, schema=None, *, files_of_version: bool = False
+               ) -> "DataFrame":
+    """The table ``table`` of the run's dataset; ``schema``: an empty frame of it when there is no
+    table yet (else a one-line error). ``files_of_version``: for a command that only reads the
+    table, on a local, unencrypted lakehouse, the Parquet files of its current version read
+    directly (:func:`delta.read_natively`: no Delta state reconstruction in Spark), the version
+    noted as the run's input as Delta's reader notes it."""
     path = run.table_path(table)
+    if files_of_version and run.native_path(path) is not None:
+        version = delta.table_version(spark, path)
+        df = None if version is None else delta.read_natively(spark, path, version)
+        if df is not None:
+            run.input_versions[table] = version
+            return df
     if not delta.is_delta_table(spark, path):
         if schema is None:
             raise UsageError(f"unknown dataset {run.dataset!r}: no {table} table at {path} "

@@ -210,6 +210,13 @@ def test_the_analysis_tables_are_written_in_the_driver_and_read_by_spark(spark, 
         assert info.get("engineInfo", "").startswith("delta-rs"), (name, info)
         assert "-analyze-" in json.loads(info["userMetadata"])["run_id"], (name, info)
         assert table(spark, cfg, dataset, name).count() > 0
+    # Its inputs were read as the Parquet files of their versions (read_natively): the runs row
+    # names each table's version as the test finds it in the table's own log.
+    analyzed = (table(spark, cfg, dataset, "runs").filter("job = 'analyze' AND status = 'succeeded'")
+                .orderBy("started_at").collect()[0])
+    for name in ("images", "raw_images", "rejects", "duplicates", "label_conflicts", "leakage", "curated"):
+        log = Path(local_table_path(cfg.lakehouse.table_path(dataset, name))) / "_delta_log"
+        assert analyzed.input_versions[name] == max(int(p.stem) for p in log.glob("*.json")), name
     cards = {r.dimension: r for r in table(spark, cfg, dataset, "scorecard").collect()}
     assert set(cards) == {"accuracy", "completeness", "consistency", "reliability", "timeliness"}
     assert all(isinstance(v, float) for v in cards["completeness"].inputs.values()) and cards["completeness"].inputs

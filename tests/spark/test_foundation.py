@@ -268,3 +268,55 @@ def test_a_lakehouse_under_a_folder_with_a_space(tmp_path):
     assert [(r["job"], r["status"]) for r in runs] == [("ingest", "succeeded")]
     assert DeltaTable(str(root / "spaced" / "raw_images")).to_pyarrow_table().num_rows == 2
     assert "written with Spark instead" not in proc.stderr  # the ledger took deltalake's path
+
+
+def test_a_tables_files_read_natively_are_what_deltas_reader_reads(spark, tmp_path):
+    """``read_natively`` (deltalake lists a version's Parquet files, Spark reads them): the rows
+    and schema Delta's own reader gives at that version, under a folder with a space and a ``#``,
+    after an UPDATE and a DELETE (files replaced and removed), for an old version, a table with
+    maps, arrays, structs, binary and timestamps, and an empty one. A table whose files do not hold
+    its rows as they are (deletion vectors), a partitioned one, a path Spark would glob: None,
+    Delta's reader reads them."""
+    import datetime as dt
+
+    from pyspark.sql import functions as F
+
+    from ptdm_spark.io import delta
+
+    root = tmp_path / "My Data #1"
+    path = str(root / "t")
+    rows = spark.range(40).select(
+        F.col("id").alias("n"), F.col("id").cast("string").alias("s"), F.array("id", F.lit(7)).alias("arr"),
+        F.create_map(F.col("id").cast("string"), F.col("id") * 2).alias("m"),
+        F.struct(F.col("id").alias("a"), F.lit("x").alias("b")).alias("st"),
+        F.encode(F.col("id").cast("string"), "utf-8").alias("bin"),
+        F.lit(dt.datetime(2026, 12, 5, 10, 30)).alias("ts"))
+    rows.repartition(3).write.format("delta").save(path)
+    spark.sql(f"UPDATE delta.`{path}` SET s = 'changed' WHERE n < 5")
+    spark.sql(f"DELETE FROM delta.`{path}` WHERE n >= 30")
+
+    def same(version):
+        native = delta.read_natively(spark, path, version)
+        assert native is not None
+        theirs = spark.read.format("delta").option("versionAsOf", version).load(path)
+        assert native.schema == theirs.schema
+        assert sorted(native.collect()) == sorted(theirs.collect())
+        return native
+
+    now = same(2)
+    assert now.count() == 30 and now.filter("s = 'changed'").count() == 5
+    assert same(0).count() == 40 and same(0).filter("s = 'changed'").count() == 0
+    empty = str(root / "empty")
+    rows.limit(0).write.format("delta").save(empty)
+    assert delta.read_natively(spark, empty, 0).count() == 0
+
+    dv = str(root / "dv")
+    rows.select("n", "s").repartition(1).write.format("delta").option("delta.enableDeletionVectors", "true").save(dv)
+    spark.sql(f"DELETE FROM delta.`{dv}` WHERE n < 10")
+    assert delta.read_natively(spark, dv, delta.table_version(spark, dv)) is None
+    parted = str(root / "parted")
+    rows.select("n", (F.col("n") % 2).alias("odd")).write.format("delta").partitionBy("odd").save(parted)
+    assert delta.read_natively(spark, parted, 0) is None
+    globbed = str(tmp_path / "a[1]" / "t")
+    rows.select("n").write.format("delta").save(globbed)
+    assert delta.read_natively(spark, globbed, 0) is None
