@@ -304,22 +304,27 @@ def write_rows_natively(path: str, rows: Sequence[Mapping], schema, meta: Mappin
 # Reader features whose files Spark's plain Parquet reader reads as Delta's reader does.
 _PLAIN_READER_FEATURES = frozenset({"timestampNtz"})
 _GLOB = re.compile(r"[*?\[\]{}\\]")
-_PART_FILE = re.compile(r"^[A-Za-z0-9._-]+$")  # the data file names Spark writes (relative, nothing encoded)
+# The data file names Spark and deltalake write: relative, nothing encoded, and not starting with
+# "_" or "." (Spark's file index skips such files, even named one by one: rows would go missing).
+_PART_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def read_natively(spark: "SparkSession", path: str, version: int) -> "DataFrame | None":
     """The local Delta table at ``path`` as it was at ``version``, read as the Parquet files that
     version holds: deltalake replays the log in this process and Spark's Parquet reader reads the
-    files, with the table's own schema. A cold JVM's first query of a Delta table reconstructs its
+    files, with the table's schema (every column nullable, as Spark's Parquet reader has them;
+    ptdm's tables are all nullable). A cold JVM's first query of a Delta table reconstructs its
     state in three small Spark jobs and plans through Delta's reader: opening seven tables and
     counting them took 8.9 s and 24.5 JVM CPU-s that way, 1.6 s and 10.3 CPU-s this way
-    (benchmarks/README, sixth round).
+    (benchmarks/README, sixth round). More than 32 files are listed by a Spark job, as Spark
+    lists any such read.
 
     None when Delta's reader must read it: not a local path, a path Spark would glob, a table
-    partitioned or with a reader feature whose files do not hold the rows as they are
-    (deletion vectors, column mapping, ...), or anything deltalake refuses. The caller keeps
-    Spark's Delta reader for those, and for encrypted lakehouses (deltalake cannot open
-    encrypted Parquet files: the caller checks)."""
+    partitioned, with column mapping, or with any reader feature but ``timestampNtz`` (the
+    deletion-vector feature even before a row is deleted), a data file name that is not a plain
+    part file, a data file gone (vacuumed: Delta's reader then says so), or anything deltalake
+    refuses. The caller keeps Spark's Delta reader for those, and for encrypted lakehouses
+    (deltalake cannot open encrypted Parquet files: the caller checks)."""
     local = local_table_path(path)
     if local is None or _GLOB.search(local):
         return None
@@ -334,7 +339,7 @@ def read_natively(spark: "SparkSession", path: str, version: int) -> "DataFrame 
         meta = t.metadata()
         if meta.partition_columns or (meta.configuration or {}).get("delta.columnMapping.mode", "none") != "none":
             return None
-        schema = StructType.fromJson(json.loads(t.schema().to_json()))
+        schema = _nullable(StructType.fromJson(json.loads(t.schema().to_json())))
         names = t.get_add_actions(flatten=True).column("path").to_pylist()
     except Exception:  # noqa: BLE001 - deltalake's errors have no common base: Delta's reader then
         return None
@@ -343,7 +348,25 @@ def read_natively(spark: "SparkSession", path: str, version: int) -> "DataFrame 
     if not all(_PART_FILE.match(n) for n in names):  # in a folder, or a name to decode: Delta's reader
         return None
     root = _file_uri(local)
-    return spark.read.schema(schema).option("basePath", root).parquet(*[f"{root}/{n}" for n in names])
+    from pyspark.errors import AnalysisException
+
+    try:
+        return spark.read.schema(schema).option("basePath", root).parquet(*[f"{root}/{n}" for n in names])
+    except AnalysisException:  # a file of that version gone: Delta's reader says which, and why
+        return None
+
+
+def _nullable(t):
+    """``t`` with every field, element and value nullable and no field metadata."""
+    from pyspark.sql.types import ArrayType, MapType, StructField, StructType
+
+    if isinstance(t, StructType):
+        return StructType([StructField(f.name, _nullable(f.dataType), True) for f in t.fields])
+    if isinstance(t, ArrayType):
+        return ArrayType(_nullable(t.elementType), True)
+    if isinstance(t, MapType):
+        return MapType(_nullable(t.keyType), _nullable(t.valueType), True)
+    return t
 
 
 def _file_uri(local: str) -> str:

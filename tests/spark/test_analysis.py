@@ -120,10 +120,29 @@ def analysed_clean(clean, spark, cfg, tmp_path_factory):
     _run_pipeline(cfg, folder, dataset)
     out_dir = tmp_path_factory.mktemp("report-clean")
     from ptdm_spark.cli import main
+    from ptdm_spark.io import delta
 
-    status = main(["analyze", "--dataset", dataset, "--out", str(out_dir), *_sets(cfg)])
+    # Which tables analyze read as their versions' Parquet files, and each table's version in its
+    # own log right after (the later tests here add versions).
+    real = delta.read_natively
+
+    def observed(spark_, path, version):
+        df = real(spark_, path, version)
+        NATIVE_READS[path.rstrip("/").rsplit("/", 1)[-1]] = (version, df is not None)
+        return df
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(delta, "read_natively", observed)
+        status = main(["analyze", "--dataset", dataset, "--out", str(out_dir), *_sets(cfg)])
     assert status == 0
+    for name in NATIVE_READS:
+        log = Path(delta.local_table_path(cfg.lakehouse.table_path(dataset, name))) / "_delta_log"
+        LOG_VERSIONS[name] = max(int(p.stem) for p in log.glob("*.json"))
     return dataset, arrays, files, out_dir
+
+
+NATIVE_READS: dict[str, tuple[int, bool]] = {}  # table -> (version read, read as Parquet files)
+LOG_VERSIONS: dict[str, int] = {}
 
 
 @pytest.fixture(scope="module")
@@ -210,13 +229,14 @@ def test_the_analysis_tables_are_written_in_the_driver_and_read_by_spark(spark, 
         assert info.get("engineInfo", "").startswith("delta-rs"), (name, info)
         assert "-analyze-" in json.loads(info["userMetadata"])["run_id"], (name, info)
         assert table(spark, cfg, dataset, name).count() > 0
-    # Its inputs were read as the Parquet files of their versions (read_natively): the runs row
-    # names each table's version as the test finds it in the table's own log.
+    # Its seven inputs were read as the Parquet files of their versions (read_natively), each at
+    # its newest version as the fixture found it in the table's own log, and the runs row names
+    # those versions.
+    inputs = ("images", "raw_images", "rejects", "duplicates", "label_conflicts", "leakage", "curated")
+    assert NATIVE_READS == {name: (LOG_VERSIONS[name], True) for name in inputs}
     analyzed = (table(spark, cfg, dataset, "runs").filter("job = 'analyze' AND status = 'succeeded'")
                 .orderBy("started_at").collect()[0])
-    for name in ("images", "raw_images", "rejects", "duplicates", "label_conflicts", "leakage", "curated"):
-        log = Path(local_table_path(cfg.lakehouse.table_path(dataset, name))) / "_delta_log"
-        assert analyzed.input_versions[name] == max(int(p.stem) for p in log.glob("*.json")), name
+    assert {name: analyzed.input_versions[name] for name in inputs} == LOG_VERSIONS
     cards = {r.dimension: r for r in table(spark, cfg, dataset, "scorecard").collect()}
     assert set(cards) == {"accuracy", "completeness", "consistency", "reliability", "timeliness"}
     assert all(isinstance(v, float) for v in cards["completeness"].inputs.values()) and cards["completeness"].inputs

@@ -274,9 +274,10 @@ def test_a_tables_files_read_natively_are_what_deltas_reader_reads(spark, tmp_pa
     """``read_natively`` (deltalake lists a version's Parquet files, Spark reads them): the rows
     and schema Delta's own reader gives at that version, under a folder with a space and a ``#``,
     after an UPDATE and a DELETE (files replaced and removed), for an old version, a table with
-    maps, arrays, structs, binary and timestamps, and an empty one. A table whose files do not hold
-    its rows as they are (deletion vectors), a partitioned one, a path Spark would glob: None,
-    Delta's reader reads them."""
+    maps, arrays, structs, binary, timestamps and timestamp_ntz (a reader feature), and an empty
+    one. A table whose files do not hold its rows as they are (deletion vectors, column mapping),
+    a partitioned one, a path Spark would glob, a version whose files were vacuumed: None,
+    Delta's reader reads them (or says what is missing)."""
     import datetime as dt
 
     from pyspark.sql import functions as F
@@ -290,10 +291,15 @@ def test_a_tables_files_read_natively_are_what_deltas_reader_reads(spark, tmp_pa
         F.create_map(F.col("id").cast("string"), F.col("id") * 2).alias("m"),
         F.struct(F.col("id").alias("a"), F.lit("x").alias("b")).alias("st"),
         F.encode(F.col("id").cast("string"), "utf-8").alias("bin"),
-        F.lit(dt.datetime(2026, 12, 5, 10, 30)).alias("ts"))
+        F.lit(dt.datetime(2026, 12, 5, 10, 30)).alias("ts"),
+        F.lit("2026-12-05 10:30:00").cast("timestamp_ntz").alias("ntz"))  # the one reader feature let through
     rows.repartition(3).write.format("delta").save(path)
     spark.sql(f"UPDATE delta.`{path}` SET s = 'changed' WHERE n < 5")
     spark.sql(f"DELETE FROM delta.`{path}` WHERE n >= 30")
+
+    from deltalake import DeltaTable
+
+    assert DeltaTable(path).protocol().reader_features == ["timestampNtz"]
 
     def same(version):
         native = delta.read_natively(spark, path, version)
@@ -314,9 +320,18 @@ def test_a_tables_files_read_natively_are_what_deltas_reader_reads(spark, tmp_pa
     rows.select("n", "s").repartition(1).write.format("delta").option("delta.enableDeletionVectors", "true").save(dv)
     spark.sql(f"DELETE FROM delta.`{dv}` WHERE n < 10")
     assert delta.read_natively(spark, dv, delta.table_version(spark, dv)) is None
+    mapped = str(root / "mapped")
+    rows.select("n", "s").write.format("delta").option("delta.columnMapping.mode", "name").save(mapped)
+    assert delta.read_natively(spark, mapped, 0) is None
     parted = str(root / "parted")
     rows.select("n", (F.col("n") % 2).alias("odd")).write.format("delta").partitionBy("odd").save(parted)
     assert delta.read_natively(spark, parted, 0) is None
     globbed = str(tmp_path / "a[1]" / "t")
     rows.select("n").write.format("delta").save(globbed)
     assert delta.read_natively(spark, globbed, 0) is None
+    from delta.tables import DeltaTable as SparkDeltaTable
+
+    with delta.session_conf(spark, {"spark.databricks.delta.retentionDurationCheck.enabled": "false"}):
+        SparkDeltaTable.forPath(spark, path).vacuum(0.0)
+    assert delta.read_natively(spark, path, 0) is None  # its files are gone
+    same(2)
