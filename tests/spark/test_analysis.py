@@ -233,6 +233,7 @@ def test_the_analysis_tables_are_written_in_the_driver_and_read_by_spark(spark, 
     # its newest version as the fixture found it in the table's own log, and the runs row names
     # those versions.
     inputs = ("images", "raw_images", "rejects", "duplicates", "label_conflicts", "leakage", "curated")
+    assert sorted(NATIVE_READS) == sorted(inputs)
     assert NATIVE_READS == {name: (LOG_VERSIONS[name], True) for name in inputs}
     analyzed = (table(spark, cfg, dataset, "runs").filter("job = 'analyze' AND status = 'succeeded'")
                 .orderBy("started_at").collect()[0])
