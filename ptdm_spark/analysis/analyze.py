@@ -92,7 +92,6 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
         # for the others: a fresh JVM's first query of each Delta table reconstructs its state and
         # lists its files in a few small Spark jobs, and one query planning them all did that one
         # table after another.
-        run.input_versions["curated"] = version
 
         def opened(table: str, schema=None, keep: tuple[str, ...] | None = None, drop: tuple[str, ...] = ()):
             """The table, and the columns the analysis reads of it cached (``keep``, those the
@@ -108,10 +107,7 @@ def analyze(spark: "SparkSession", cfg: Config, run: Run, version: int,
             ("rejects", schemas.REJECTS, None, ("content",)), ("duplicates", schemas.DUPLICATES))}
         conflicts = read_table(spark, run, "label_conflicts", schemas.LABEL_CONFLICTS, files_of_version=True)
         leakage = read_table(spark, run, "leakage", schemas.LEAKAGE, files_of_version=True)
-        path = run.table_path("curated")
-        curated = delta.read_natively(spark, path, version) if run.native_path(path) is not None else None
-        if curated is None:
-            curated = spark.read.format("delta").option("versionAsOf", version).load(path)
+        curated = read_table(spark, run, "curated", files_of_version=True, version=version)
         # The columns read, cached once: the aggregates below read these, not the Delta tables
         # again; each fills at its first use, whichever query that is (concurrent queries wait
         # for a partition another is caching). The channel sums are the ones process stored; bytes

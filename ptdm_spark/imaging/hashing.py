@@ -234,7 +234,7 @@ def near_kept(phash: np.ndarray, thumbs: np.ndarray, details: np.ndarray, pixel:
 
 # --- the detail thumbnail (32x32 Lab, ``quality.detail_thumb``): crops and local differences -------
 
-DETAIL_SIDE = 32
+DETAIL_SIDE = 32  # quality.DETAIL_SIDE (a unit test pins the two)
 CROP_TOLERANCE = 0.04  # per side: a copy cropped by up to this much is compared with the matching part
 DETAIL_WINDOW = 6      # cells a side (of 32) of the window the detail distance averages: ~ a fifth of the image
 DETAIL_CHROMA = 2.0    # a and b differences count twice L's
@@ -423,7 +423,7 @@ def look_distances(a, b) -> tuple[np.ndarray, np.ndarray]:
 
 # --- the alpha thumbnail (two 32x32 maps, ``quality.alpha_thumb``): the shape of the transparency --
 
-ALPHA_SIDE = 32
+ALPHA_SIDE = 32  # quality.ALPHA_SIDE (this module does not import OpenCV; a unit test pins the two)
 ALPHA_WINDOW = 4  # cells a side (of 32) of the window the alpha distance averages: an eighth of the image
 
 
@@ -437,11 +437,6 @@ def _abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(a - b)
 
 
-def _tolerant_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, m, m) x2 -> (n, m - 2, m - 2): :func:`_tolerant` of one channel (|a - b|)."""
-    return _tolerant(a, b, _abs_diff)
-
-
 def _map_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(n, 32, 32) x2 maps -> (n,): over the five alignments of the detail check (as they are,
     either one's centre zoomed 2 % or 4 %), the smallest of: the worst 4x4-cell window's mean of
@@ -450,8 +445,8 @@ def _map_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     for k in range(len(_ALIGNMENTS)):
         va, vb = _aligned(a[..., None], b[..., None], k)
         va, vb = va[..., 0], vb[..., 0]
-        d = np.maximum(_worst_window(_tolerant_map(va, vb), ALPHA_WINDOW),
-                       _worst_window(_tolerant_map(vb, va), ALPHA_WINDOW))
+        d = np.maximum(_worst_window(_tolerant(va, vb, _abs_diff), ALPHA_WINDOW),
+                       _worst_window(_tolerant(vb, va, _abs_diff), ALPHA_WINDOW))
         best = np.minimum(best, d)
     return best
 

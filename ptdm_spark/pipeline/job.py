@@ -139,25 +139,29 @@ def _written(spark: "SparkSession", run: Run, table: str, write) -> dict[str, in
     return metrics
 
 
-def read_table(spark: "SparkSession", run: Run, table: str, schema=None, *, files_of_version: bool = False
-               ) -> "DataFrame":
-    """The table ``table`` of the run's dataset; ``schema``: an empty frame of it when there is no
-    table yet (else a one-line error). ``files_of_version``: for a command that only reads the
-    table, on a local, unencrypted lakehouse, the Parquet files of its current version read
-    directly (:func:`delta.read_natively`: no Delta state reconstruction in Spark), the version
-    noted as the run's input as Delta's reader notes it."""
+def read_table(spark: "SparkSession", run: Run, table: str, schema=None, *, files_of_version: bool = False,
+               version: int | None = None) -> "DataFrame":
+    """The table ``table`` of the run's dataset, now or at ``version`` (Delta time travel), that
+    version noted as the run's input; ``schema``: an empty frame of it when there is no table yet
+    (else a one-line error). ``files_of_version``: for a command that only reads the table, on a
+    local, unencrypted lakehouse, the Parquet files of that version read directly
+    (:func:`delta.read_natively`: no Delta state reconstruction in Spark); Delta's reader where
+    those files alone do not say what the table holds."""
     path = run.table_path(table)
     if files_of_version and run.native_path(path) is not None:
-        version = delta.table_version(spark, path)
-        df = None if version is None else delta.read_natively(spark, path, version)
+        at = delta.table_version(spark, path) if version is None else version
+        df = None if at is None else delta.read_natively(spark, path, at)
         if df is not None:
-            run.input_versions[table] = version
+            run.input_versions[table] = at
             return df
     if not delta.is_delta_table(spark, path):
         if schema is None:
             raise UsageError(f"unknown dataset {run.dataset!r}: no {table} table at {path} "
                              f"(run: ptdm ingest SOURCE --dataset {run.dataset})")
         return spark.createDataFrame([], schema)
+    if version is not None:
+        run.input_versions[table] = version
+        return spark.read.format("delta").option("versionAsOf", version).load(path)
     run.note_input(spark, table)
     return spark.read.format("delta").load(path)
 

@@ -441,3 +441,11 @@ def test_grey_alpha_and_palette_transparency_pngs_get_the_maps_of_their_alpha():
         got = process_image(data, params)
         assert got["reason"] is None, (name, got["detail"])
         assert got["alpha_thumb"] == want, name
+
+
+def test_the_thumbnail_sides_are_the_ones_process_writes():
+    """hashing reads the thumbnails quality writes without importing it (no OpenCV on the driver's
+    comparisons): the two declarations of each side must agree."""
+    from ptdm_spark.imaging import quality
+
+    assert (hashing.DETAIL_SIDE, hashing.ALPHA_SIDE) == (quality.DETAIL_SIDE, quality.ALPHA_SIDE)
